@@ -36,8 +36,11 @@ public ref struct DnsMessageWriter
 
     public readonly int Position => _position;
 
-    /// <summary>The capacity; lower it with <see cref="Limit"/> to write within a client's UDP size.</summary>
-    public int Capacity { readonly get; private set; } = int.MaxValue;
+    /// <summary>
+    /// The capacity: at most 65535 octets (a message has a 16-bit length even over TCP); lower it
+    /// with <see cref="Limit"/> to write within a client's UDP size.
+    /// </summary>
+    public int Capacity { readonly get; private set; } = 65535;
 
     /// <summary>Caps the message size (e.g. 512, or the EDNS payload size).</summary>
     public void Limit(int maxSize) => Capacity = Math.Min(maxSize, 65535);
@@ -58,7 +61,7 @@ public ref struct DnsMessageWriter
 
     public bool TryWriteQuestion(DnsQuestion question) => TryWriteQuestion(question.Name.Wire, question.Type, question.Class);
 
-    public bool TryWriteQuestion(ReadOnlySpan<byte> name, RecordType type, RecordClass @class)
+    public bool TryWriteQuestion(scoped ReadOnlySpan<byte> name, RecordType type, RecordClass @class)
     {
         var mark = GetMark();
         if (!TryWriteName(name, compress: true) || !TryWriteUInt16((ushort)type) || !TryWriteUInt16((ushort)@class))
@@ -74,8 +77,8 @@ public ref struct DnsMessageWriter
         TryWriteRecord(record.Owner.Wire, record.Type, record.Class, record.Ttl, record.Data, section);
 
     /// <summary>Writes a record from uncompressed RDATA, compressing the names RFC 3597 §4 allows.</summary>
-    public bool TryWriteRecord(ReadOnlySpan<byte> owner, RecordType type, RecordClass @class, uint ttl,
-        ReadOnlySpan<byte> rdata, DnsSection section)
+    public bool TryWriteRecord(scoped ReadOnlySpan<byte> owner, RecordType type, RecordClass @class, uint ttl,
+        scoped ReadOnlySpan<byte> rdata, DnsSection section)
     {
         var mark = GetMark();
         if (!TryWriteName(owner, compress: true) || !TryWriteUInt16((ushort)type) || !TryWriteUInt16((ushort)@class)
@@ -101,7 +104,17 @@ public ref struct DnsMessageWriter
         return true;
     }
 
-    private bool TryWriteRdata(RecordType type, ReadOnlySpan<byte> rdata)
+    /// <summary>
+    /// Writes the OPT pseudo-record (RFC 6891 §6.1.2) into the additional section: owner root, CLASS
+    /// the UDP payload size, TTL the upper 8 bits of the RCODE, the version and the DO bit (RFC 3225),
+    /// RDATA the option TLVs already built (see <see cref="EdnsOptionWire"/>). The low 4 bits of
+    /// the RCODE stay in <see cref="Header"/>; <see cref="Rcodes"/> splits a 12-bit RCODE.
+    /// </summary>
+    public bool TryWriteOpt(ushort udpPayloadSize, byte extendedRcode, byte version, bool dnssecOk, scoped ReadOnlySpan<byte> options) =>
+        TryWriteRecord([0], RecordType.OPT, (RecordClass)udpPayloadSize,
+            Edns.ComposeTtl(extendedRcode, version, dnssecOk ? Edns.DnssecOkFlag : (ushort)0), options, DnsSection.Additional);
+
+    private bool TryWriteRdata(RecordType type, scoped ReadOnlySpan<byte> rdata)
     {
         var fields = RdataSchema.Get(type);
         if (fields is null || !HasCompressibleName(fields)) return TryWriteBytes(rdata);
@@ -125,7 +138,7 @@ public ref struct DnsMessageWriter
     }
 
     /// <summary>Writes an uncompressed wire name, replacing its longest already-written suffix with a pointer.</summary>
-    public bool TryWriteName(ReadOnlySpan<byte> name, bool compress)
+    public bool TryWriteName(scoped ReadOnlySpan<byte> name, bool compress)
     {
         int start = _position;
         int targetsBefore = _targetCount;
@@ -189,7 +202,7 @@ public ref struct DnsMessageWriter
         return false;
     }
 
-    public bool TryWriteBytes(ReadOnlySpan<byte> bytes)
+    public bool TryWriteBytes(scoped ReadOnlySpan<byte> bytes)
     {
         if (_position + bytes.Length > End) return false;
         bytes.CopyTo(_buffer[_position..]);
