@@ -1,10 +1,15 @@
+using System.Text;
+using Portcullis.Cli;
+
 namespace Portcullis;
 
 public static class Program
 {
     public static int Main(string[] args)
     {
-        Console.Error.WriteLine("usage: portcullis zone check FILE --origin ORIGIN [--print]");
-        return 64;
+        // Buffered: `zone check --print` of a large zone writes a million lines.
+        using var stdout = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { AutoFlush = false };
+        using var stderr = new StreamWriter(Console.OpenStandardError(), new UTF8Encoding(false), 1 << 12) { AutoFlush = true };
+        return CommandLine.Run(args, stdout, stderr);
     }
 }
