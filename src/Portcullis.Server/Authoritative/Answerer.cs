@@ -1,0 +1,206 @@
+using System.Runtime.CompilerServices;
+using Portcullis.Protocol.Names;
+using Portcullis.Protocol.Records;
+using Portcullis.Protocol.Wire;
+
+namespace Portcullis.Server.Authoritative;
+
+/// <summary>What an authoritative lookup came to, so the caller can set RCODE and AA.</summary>
+public enum AnswerKind : byte
+{
+    /// <summary>Data (possibly after CNAME/DNAME steps): NOERROR, AA.</summary>
+    Answer,
+    /// <summary>The name exists but not the type (RFC 2308 NODATA): NOERROR, AA, SOA in authority.</summary>
+    NoData,
+    /// <summary>The name does not exist: NXDOMAIN, AA, SOA in authority.</summary>
+    NameError,
+    /// <summary>The name is below a zone cut: NOERROR, no AA, NS in authority, glue in additional.</summary>
+    Referral,
+    /// <summary>A DNAME substitution made a name too long (RFC 6672 §2.2): YXDOMAIN.</summary>
+    NameTooLong,
+}
+
+public readonly record struct AnswerResult(AnswerKind Kind, bool Truncated, bool Authoritative);
+
+/// <summary>
+/// Answers a question from one zone by the algorithm of RFC 1034 §4.3.2 with its later
+/// clarifications: zone cuts, CNAME chains inside the zone, DNAME (RFC 6672), wildcards
+/// (RFC 4592), negative answers (RFC 2308), minimal ANY over UDP (RFC 8482). It writes straight into
+/// the response and allocates nothing.
+/// </summary>
+public static class Answerer
+{
+    /// <summary>How many CNAME/DNAME steps one answer may take (BIND and Knot stop near here).</summary>
+    public const int MaxChain = 8;
+
+    private static ReadOnlySpan<byte> WildcardLabel => [1, (byte)'*'];
+
+    public static AnswerResult Answer(Zone zone, scoped ReadOnlySpan<byte> qname, RecordType qtype, bool minimalAny, ref DnsMessageWriter w)
+    {
+        Span<byte> chase = stackalloc byte[DnsName.MaxLength];
+        Span<byte> synth = stackalloc byte[DnsName.MaxLength + 2];
+        Span<int> offsets = stackalloc int[128];
+        var added = new AddedSets();
+        int addedCount = 0;
+        scoped ReadOnlySpan<byte> current = qname;
+        bool truncated = false;
+        var kind = AnswerKind.Answer;
+
+        for (int hop = 0; ; hop++)
+        {
+            int n = LabelOffsets(current, offsets);
+            int k = zone.Origin.LabelCount;
+            ZoneNode node = zone.Apex;
+            ZoneNode? exact = n == k ? zone.Apex : null;
+            int ceDepth = k;
+            ZoneNode? dnameNode = null, cutNode = null;
+            if (n > k && zone.Apex.Has(NodeFlags.Dname)) dnameNode = zone.Apex;
+            for (int d = k + 1; d <= n && dnameNode is null; d++)
+            {
+                var found = zone.Find(current[offsets[n - d]..]);
+                if (found is null) break;
+                node = found;
+                ceDepth = d;
+                if (found.Has(NodeFlags.Delegation) && !(d == n && qtype == RecordType.DS)) { cutNode = found; break; }
+                if (found.Has(NodeFlags.Dname) && d < n) { dnameNode = found; break; }
+                if (d == n) exact = found;
+            }
+
+            if (cutNode is not null)
+            {
+                // RFC 1034 §4.3.2 step 3b: a referral. After a CNAME the answer keeps its AA.
+                if (!WriteSet(ref w, cutNode.Get(RecordType.NS)!, default, DnsSection.Authority)) truncated = true;
+                else if (!WriteAdditional(ref w, cutNode.Get(RecordType.NS)!, ref added, ref addedCount, mustFit: true)) truncated = true;
+                return new AnswerResult(hop == 0 ? AnswerKind.Referral : kind, truncated, hop > 0);
+            }
+
+            if (dnameNode is not null)
+            {
+                var dname = dnameNode.Get(RecordType.DNAME)!;
+                if (!WriteSet(ref w, dname, default, DnsSection.Answer)) return new(kind, true, true);
+                // RFC 6672 §2.2: replace the DNAME owner suffix of the name with the DNAME target.
+                int prefixLength = offsets[n - dnameNode.Name.LabelCount];
+                ReadOnlySpan<byte> target = dname.Data[0];
+                if (prefixLength + target.Length > DnsName.MaxLength)
+                    return new AnswerResult(AnswerKind.NameTooLong, false, true);
+                current[..prefixLength].CopyTo(synth);
+                target.CopyTo(synth[prefixLength..]);
+                var newName = synth[..(prefixLength + target.Length)];
+                if (!w.TryWriteRecord(current, RecordType.CNAME, zone.Class, dname.Ttl, newName, DnsSection.Answer))
+                    return new(kind, true, true);
+                if (hop >= MaxChain || !IsInZone(newName, zone)) return new(kind, false, true);
+                newName.CopyTo(chase);
+                current = chase[..newName.Length];
+                continue;
+            }
+
+            scoped ReadOnlySpan<byte> owner = default;   // default: the owner as stored; else a synthesised owner
+            if (exact is null)
+            {
+                // RFC 4592 §3.3.1: the source of synthesis is "*" below the closest encloser.
+                var ceSuffix = current[offsets[n - ceDepth]..];
+                WildcardLabel.CopyTo(synth);
+                ceSuffix.CopyTo(synth[2..]);
+                exact = zone.Find(synth[..(2 + ceSuffix.Length)]);
+                if (exact is null)
+                {
+                    if (!WriteSet(ref w, zone.NegativeSoa, default, DnsSection.Authority)) truncated = true;
+                    return new AnswerResult(AnswerKind.NameError, truncated, true);
+                }
+                owner = current;
+            }
+
+            if (exact.Has(NodeFlags.Cname) && qtype != RecordType.CNAME)
+            {
+                var cname = exact.Get(RecordType.CNAME)!;
+                if (!WriteSet(ref w, cname, owner, DnsSection.Answer)) return new(kind, true, true);
+                ReadOnlySpan<byte> target = cname.Data[0];
+                if (hop >= MaxChain || !IsInZone(target, zone)) return new(kind, false, true);
+                target.CopyTo(chase);
+                current = chase[..target.Length];
+                continue;
+            }
+
+            if (qtype == RecordType.ANY)
+            {
+                bool any = false;
+                foreach (var set in exact.Sets)
+                {
+                    if (!WriteSet(ref w, set, owner, DnsSection.Answer)) return new(kind, true, true);
+                    any = true;
+                    // RFC 8482 §4.2: over UDP one RRset is enough.
+                    if (minimalAny) break;
+                }
+                if (any) return new(kind, false, true);
+            }
+            else if (exact.Get(qtype) is { } answer)
+            {
+                if (!WriteSet(ref w, answer, owner, DnsSection.Answer)) return new(kind, true, true);
+                WriteAdditional(ref w, answer, ref added, ref addedCount, mustFit: false);
+                return new(kind, false, true);
+            }
+
+            if (!WriteSet(ref w, zone.NegativeSoa, default, DnsSection.Authority)) truncated = true;
+            return new AnswerResult(hop == 0 ? AnswerKind.NoData : kind, truncated, true);
+        }
+    }
+
+    /// <summary>Writes a whole RRset, or nothing (RFC 2181 §9 never splits an RRset).</summary>
+    private static bool WriteSet(ref DnsMessageWriter w, RecordSet set, scoped ReadOnlySpan<byte> owner, DnsSection section)
+    {
+        var mark = w.GetMark();
+        ReadOnlySpan<byte> ownerWire = owner.IsEmpty ? set.Owner.Wire : owner;
+        foreach (var data in set.Data)
+        {
+            if (!w.TryWriteRecord(ownerWire, set.Type, set.Class, set.Ttl, data, section))
+            {
+                w.Rewind(mark);
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Adds the addresses of NS/MX/SRV targets; false when one that must fit (glue) did not.</summary>
+    private static bool WriteAdditional(ref DnsMessageWriter w, RecordSet set, ref AddedSets added, ref int addedCount, bool mustFit)
+    {
+        bool allFit = true;
+        foreach (var extra in set.Additional)
+        {
+            bool seen = false;
+            for (int i = 0; i < addedCount; i++) if (ReferenceEquals(added[i], extra)) { seen = true; break; }
+            if (seen) continue;
+            if (!WriteSet(ref w, extra, default, DnsSection.Additional)) { allFit = false; if (mustFit) return false; continue; }
+            if (addedCount < AddedSets.Capacity) added[addedCount++] = extra;
+        }
+        return allFit || !mustFit;
+    }
+
+    private static bool IsInZone(ReadOnlySpan<byte> name, Zone zone)
+    {
+        int pos = 0;
+        int labels = 0;
+        while (name[pos] != 0) { pos += 1 + name[pos]; labels++; }
+        int skip = labels - zone.Origin.LabelCount;
+        if (skip < 0) return false;
+        pos = 0;
+        for (int i = 0; i < skip; i++) pos += 1 + name[pos];
+        return DnsName.EqualsIgnoreCase(name[pos..], zone.Origin.Wire);
+    }
+
+    /// <summary>Start offset of each label; returns the label count (offsets[count] is the root label).</summary>
+    private static int LabelOffsets(ReadOnlySpan<byte> name, Span<int> offsets)
+    {
+        int pos = 0, n = 0;
+        while (name[pos] != 0) { offsets[n++] = pos; pos += 1 + name[pos]; }
+        offsets[n] = pos;
+        return n;
+    }
+
+    [InlineArray(Capacity)]
+    private struct AddedSets
+    {
+        public const int Capacity = 16;
+        private RecordSet? _element;
+    }
+}

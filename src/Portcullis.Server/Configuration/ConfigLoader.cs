@@ -1,0 +1,70 @@
+using YamlDotNet.Core;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
+
+namespace Portcullis.Server.Configuration;
+
+/// <summary>A configuration problem with where it is: file, line and column when known.</summary>
+public sealed class ConfigException : Exception
+{
+    public ConfigException(string message) : base(message) { }
+}
+
+public static class ConfigLoader
+{
+    /// <summary>Reads a YAML configuration file; unknown keys and bad values are errors with file, line and column.</summary>
+    public static ServerConfig Load(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"{path}: cannot read the configuration: {e.Message}");
+        }
+        return Parse(text, path);
+    }
+
+    public static ServerConfig Parse(string yaml, string path)
+    {
+        var deserializer = new DeserializerBuilder()
+            .WithNamingConvention(HyphenatedNamingConvention.Instance)
+            .Build();
+        ServerConfig config;
+        try
+        {
+            config = deserializer.Deserialize<ServerConfig?>(yaml) ?? new ServerConfig();
+        }
+        catch (YamlException e)
+        {
+            string why = (e.InnerException?.Message ?? e.Message).Split('\n')[0];
+            throw new ConfigException($"{path}:{e.Start.Line}:{e.Start.Column}: {why}");
+        }
+        config.SourceFile = path;
+        Validate(config, path);
+        return config;
+    }
+
+    /// <summary>Checks values that parse as YAML but make no sense; makes zone file paths relative to the config file.</summary>
+    public static void Validate(ServerConfig config, string? path)
+    {
+        string where = path ?? "command line";
+        foreach (var l in config.Listen)
+        {
+            try { ServerConfig.ParseEndPoint(l); }
+            catch (FormatException e) { throw new ConfigException($"{where}: listen: {e.Message}"); }
+        }
+        foreach (var z in config.Zones)
+        {
+            if (string.IsNullOrWhiteSpace(z.Name)) throw new ConfigException($"{where}: zones: a zone has no name");
+            if (string.IsNullOrWhiteSpace(z.File)) throw new ConfigException($"{where}: zones: zone {z.Name} has no file");
+            if (path is not null && !Path.IsPathRooted(z.File))
+                z.File = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, z.File));
+        }
+        try { ServerConfig.ParseDuration(config.Limits.TcpIdleTimeout); }
+        catch (FormatException e) { throw new ConfigException($"{where}: limits: tcp-idle-timeout: {e.Message}"); }
+        if (config.Limits.UdpMaxResponse is < 512 or > 65535)
+            throw new ConfigException($"{where}: limits: udp-max-response must be 512 to 65535");
+        if (config.Limits.TcpMaxConnections < 1 || config.Limits.TcpMaxConnectionsPerClient < 1 || config.Limits.TcpMaxInFlight < 1)
+            throw new ConfigException($"{where}: limits: connection limits must be at least 1");
+    }
+}

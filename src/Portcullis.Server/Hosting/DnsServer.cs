@@ -1,0 +1,185 @@
+using System.Net;
+using System.Reflection;
+using Microsoft.Extensions.Logging;
+using Portcullis.Protocol.Names;
+using Portcullis.Server.Authoritative;
+using Portcullis.Server.Configuration;
+using Portcullis.Server.Pipeline;
+using Portcullis.Transport;
+
+namespace Portcullis.Server.Hosting;
+
+/// <summary>
+/// The running server: loads the zones, binds UDP and TCP on every listen address, and reloads
+/// zones and configuration on request without dropping a query (a new catalog is built aside and
+/// swapped in; a zone that fails to reload keeps serving its last good version).
+/// </summary>
+public sealed class DnsServer : IDisposable
+{
+    public const string EmbeddedPrefix = "embedded:";
+
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly Func<ServerConfig>? _reloadConfig;
+    private readonly List<UdpListener> _udp = [];
+    private readonly List<Transport.TcpListener> _tcp = [];
+    private readonly Dictionary<DnsName, (Zone Zone, ZoneStamp Stamp)> _loaded = new();
+    private readonly Lock _reloadLock = new();
+    private ServerConfig _config;
+
+    public DnsServer(ServerConfig config, ILoggerFactory loggerFactory, Func<ServerConfig>? reloadConfig = null)
+    {
+        _config = config;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger("Portcullis.Server");
+        _reloadConfig = reloadConfig;
+        Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config));
+    }
+
+    public QueryProcessor Processor { get; }
+
+    public IReadOnlyList<IPEndPoint> UdpEndPoints => _udp.Select(u => u.LocalEndPoint).ToArray();
+    public IReadOnlyList<IPEndPoint> TcpEndPoints => _tcp.Select(t => t.LocalEndPoint).ToArray();
+
+    /// <summary>Loads every zone (any failure is fatal at start) and starts listening.</summary>
+    public void Start()
+    {
+        var zones = new List<Zone>();
+        var errors = new List<string>();
+        foreach (var zc in _config.Zones)
+        {
+            try
+            {
+                var (zone, stamp) = LoadZone(zc);
+                _loaded[zone.Origin] = (zone, stamp);
+                zones.Add(zone);
+            }
+            catch (ZoneLoadException e) { errors.Add(e.Message); }
+        }
+        if (errors.Count > 0) throw new ZoneLoadException(string.Join(Environment.NewLine, errors));
+        Processor.Catalog = new ZoneCatalog(zones);
+
+        var limits = TcpLimitsFrom(_config);
+        foreach (var text in _config.Listen)
+        {
+            var ep = ServerConfig.ParseEndPoint(text);
+            var udp = new UdpListener(ep, Processor, _loggerFactory.CreateLogger("Portcullis.Transport.Udp"));
+            // Port 0 asks for any free port: TCP takes the same one UDP got.
+            var tcp = new Transport.TcpListener(new IPEndPoint(ep.Address, udp.LocalEndPoint.Port), Processor,
+                _loggerFactory.CreateLogger("Portcullis.Transport.Tcp"), limits);
+            _udp.Add(udp);
+            _tcp.Add(tcp);
+        }
+        foreach (var u in _udp) u.Start();
+        foreach (var t in _tcp) t.Start();
+        foreach (var z in zones) _logger.LogInformation("zone {Zone} loaded: serial {Serial}, {Records} records", z.Origin, z.Serial, z.RecordCount);
+        foreach (var u in _udp) _logger.LogInformation("listening on {Endpoint} (UDP and TCP)", u.LocalEndPoint);
+    }
+
+    /// <summary>
+    /// Re-reads the configuration (when it came from a file) and every zone whose file changed.
+    /// Returns the number of zones that failed and kept their last good version.
+    /// </summary>
+    public int Reload()
+    {
+        lock (_reloadLock)
+        {
+            if (_reloadConfig is not null)
+            {
+                try
+                {
+                    var fresh = _reloadConfig();
+                    if (!fresh.Listen.SequenceEqual(_config.Listen))
+                        _logger.LogWarning("listen addresses changed in the configuration: a restart is needed to apply them");
+                    _config = fresh;
+                    Processor.Options = QueryProcessorOptions.From(fresh);
+                }
+                catch (Exception e) when (e is ConfigException or IOException)
+                {
+                    _logger.LogError("configuration reload failed, keeping the running configuration: {Error}", e.Message);
+                    return 1;
+                }
+            }
+            int failed = 0;
+            var zones = new List<Zone>();
+            var keep = new HashSet<DnsName>();
+            foreach (var zc in _config.Zones)
+            {
+                var origin = DnsName.Parse(zc.Name);
+                keep.Add(origin);
+                var stamp = ZoneStamp.Of(zc.File);
+                if (_loaded.TryGetValue(origin, out var current) && current.Stamp == stamp)
+                {
+                    zones.Add(current.Zone);
+                    continue;
+                }
+                try
+                {
+                    var (zone, newStamp) = LoadZone(zc);
+                    _loaded[origin] = (zone, newStamp);
+                    zones.Add(zone);
+                    _logger.LogInformation("zone {Zone} reloaded: serial {Serial}, {Records} records", zone.Origin, zone.Serial, zone.RecordCount);
+                }
+                catch (ZoneLoadException e)
+                {
+                    failed++;
+                    _logger.LogError("zone {Zone} failed to reload, still serving the last good version: {Error}", origin, e.Message);
+                    if (current.Zone is not null) zones.Add(current.Zone);
+                }
+            }
+            foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
+            Processor.Catalog = new ZoneCatalog(zones);
+            return failed;
+        }
+    }
+
+    private (Zone, ZoneStamp) LoadZone(ZoneConfig zc)
+    {
+        DnsName origin;
+        try { origin = DnsName.Parse(zc.Name); }
+        catch (FormatException e) { throw new ZoneLoadException($"zone '{zc.Name}': bad zone name: {e.Message}"); }
+        LoadedZone loaded;
+        if (zc.File.StartsWith(EmbeddedPrefix, StringComparison.Ordinal))
+        {
+            string resource = zc.File[EmbeddedPrefix.Length..];
+            using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(resource)
+                ?? throw new ZoneLoadException($"{zc.File}: no such embedded zone");
+            using var text = new StreamReader(stream);
+            loaded = ZoneLoader.LoadText(origin, text.ReadToEnd(), zc.File);
+        }
+        else
+        {
+            if (!File.Exists(zc.File)) throw new ZoneLoadException($"{zc.File}: zone file not found (zone {origin})");
+            loaded = ZoneLoader.Load(origin, zc.File);
+        }
+        foreach (var w in loaded.Warnings) _logger.LogWarning("{Warning}", w);
+        return (loaded.Zone, ZoneStamp.Of(zc.File));
+    }
+
+    private static TcpLimits TcpLimitsFrom(ServerConfig c) => new()
+    {
+        IdleTimeout = ServerConfig.ParseDuration(c.Limits.TcpIdleTimeout),
+        MaxConnections = c.Limits.TcpMaxConnections,
+        MaxConnectionsPerClient = c.Limits.TcpMaxConnectionsPerClient,
+        MaxInFlightPerConnection = c.Limits.TcpMaxInFlight,
+    };
+
+    public void Dispose()
+    {
+        foreach (var u in _udp) u.Dispose();
+        foreach (var t in _tcp) t.Dispose();
+        _udp.Clear();
+        _tcp.Clear();
+    }
+
+    /// <summary>What tells a zone file changed: its modification time and size.</summary>
+    private readonly record struct ZoneStamp(DateTime Modified, long Length)
+    {
+        public static ZoneStamp Of(string file)
+        {
+            if (file.StartsWith(EmbeddedPrefix, StringComparison.Ordinal)) return new ZoneStamp(DateTime.MinValue, 0);
+            var info = new FileInfo(file);
+            return info.Exists ? new ZoneStamp(info.LastWriteTimeUtc, info.Length) : default;
+        }
+    }
+}

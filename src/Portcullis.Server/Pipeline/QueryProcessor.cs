@@ -1,0 +1,249 @@
+using System.Buffers.Binary;
+using System.Text;
+using Portcullis.Protocol.Messages;
+using Portcullis.Protocol.Names;
+using Portcullis.Protocol.Records;
+using Portcullis.Protocol.Wire;
+using Portcullis.Server.Authoritative;
+using Portcullis.Server.Configuration;
+using Portcullis.Transport;
+
+namespace Portcullis.Server.Pipeline;
+
+/// <summary>The processing settings that can change on reload, swapped as one object.</summary>
+public sealed class QueryProcessorOptions
+{
+    public int UdpMaxResponse { get; init; } = 1232;
+    /// <summary>TXT answers to CHAOS queries; null entries are REFUSED.</summary>
+    public byte[]? ChaosVersion { get; init; }
+    public byte[]? ChaosHostname { get; init; }
+    public byte[]? ChaosServerId { get; init; }
+
+    public static QueryProcessorOptions From(ServerConfig c) => new()
+    {
+        UdpMaxResponse = c.Limits.UdpMaxResponse,
+        ChaosVersion = Txt(c.Chaos.Version),
+        ChaosHostname = Txt(c.Chaos.Hostname),
+        ChaosServerId = Txt(c.Chaos.ServerId),
+    };
+
+    private static byte[]? Txt(string? s)
+    {
+        if (s is null) return null;
+        var bytes = Encoding.UTF8.GetBytes(s);
+        if (bytes.Length > 255) bytes = bytes[..255];
+        return [(byte)bytes.Length, .. bytes];
+    }
+}
+
+/// <summary>
+/// The query pipeline for authoritative service: header admission, question and EDNS parsing,
+/// then the answer from the zone catalog, written into the response buffer within the size the
+/// transport allows. Allocates nothing per query; reads the catalog and options snapshots once.
+/// </summary>
+public sealed class QueryProcessor : IQueryProcessor
+{
+    private const int OptRecordSize = 11;           // root owner, type, class, TTL, RDLENGTH
+    private const int KeepaliveOptionSize = 6;      // RFC 7828 option with a timeout
+
+    private volatile ZoneCatalog _catalog;
+    private volatile QueryProcessorOptions _options;
+
+    public QueryProcessor(ZoneCatalog catalog, QueryProcessorOptions options)
+    {
+        _catalog = catalog;
+        _options = options;
+    }
+
+    /// <summary>The zones served; setting it swaps the snapshot atomically.</summary>
+    public ZoneCatalog Catalog { get => _catalog; set => _catalog = value; }
+
+    public QueryProcessorOptions Options { get => _options; set => _options = value; }
+
+    public int Process(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info)
+    {
+        // Admission on the 12-octet header: too short, or a response, is dropped unanswered.
+        if (!DnsMessageReader.TryCreate(query, out var reader)) return 0;
+        var q = reader.Header;
+        if (q.IsResponse) return 0;
+
+        var options = _options;
+        var h = new DnsHeader { Id = q.Id, IsResponse = true, Opcode = q.Opcode, RecursionDesired = q.RecursionDesired, CheckingDisabled = q.CheckingDisabled };
+        bool tcp = info.Transport == TransportKind.Tcp;
+
+        Span<byte> qname = stackalloc byte[DnsName.MaxLength];
+        int qnameLength = 0;
+        RecordType qtype = default;
+        RecordClass qclass = default;
+        bool haveQuestion = q.QuestionCount == 1 && reader.TryReadQuestion(qname, out qnameLength, out qtype, out qclass);
+
+        if (q.Opcode != Opcode.Query)
+            return Respond(response, h, haveQuestion, qname[..qnameLength], qtype, qclass, Rcode.NotImp, default, tcp ? 65535 : 512);
+        if (!haveQuestion || q.AnswerCount != 0 || q.AuthorityCount != 0)
+            return Respond(response, h, haveQuestion, qname[..qnameLength], qtype, qclass, Rcode.FormErr, default, tcp ? 65535 : 512);
+
+        var edns = ReadEdns(ref reader, q.AdditionalCount);
+        if (edns.Malformed)
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.FormErr, default, tcp ? 65535 : 512);
+
+        int maxSize = tcp ? 65535 : edns.Present ? Math.Clamp((int)edns.PayloadSize, 512, options.UdpMaxResponse) : 512;
+        maxSize = Math.Min(maxSize, response.Length);
+        var reply = new EdnsReply(edns.Present, edns.DnssecOk, tcp && edns.Keepalive ? info.TcpIdleTimeoutMs : -1);
+
+        // RFC 6891 §6.1.3: an EDNS version we do not implement gets BADVERS (and our version, 0).
+        if (edns.Present && edns.Version != 0)
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.BadVers, reply, maxSize);
+
+        // Meta-types: OPT, TSIG, TKEY cannot be asked for; MAILA/MAILB are obsolete.
+        if (qtype is RecordType.OPT or RecordType.TSIG or RecordType.TKEY)
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.FormErr, reply, maxSize);
+        if (qtype is RecordType.MAILA or RecordType.MAILB)
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.NotImp, reply, maxSize);
+
+        if (qclass == RecordClass.CH)
+            return AnswerChaos(response, h, qname[..qnameLength], qtype, reply, maxSize, options);
+        if (qclass is not (RecordClass.IN or RecordClass.ANY))
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
+
+        var zone = _catalog.FindZone(qname[..qnameLength]);
+        // Zone transfers are refused until replication allows them (nobody by default).
+        if (zone is null || qtype is RecordType.AXFR or RecordType.IXFR)
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
+
+        int optSpace = reply.Size;
+        var w = new DnsMessageWriter(response[..(maxSize - optSpace)]);
+        w.Header = h;
+        w.TryWriteQuestion(qname[..qnameLength], qtype, qclass);
+        var result = Answerer.Answer(zone, qname[..qnameLength], qtype, minimalAny: !tcp, ref w);
+        w.Header.AuthoritativeAnswer = result.Authoritative && result.Kind != AnswerKind.Referral;
+        w.Header.Truncated = result.Truncated;
+        w.Header.Rcode = result.Kind switch
+        {
+            AnswerKind.NameError => (byte)Rcode.NXDomain,
+            AnswerKind.NameTooLong => (byte)Rcode.YXDomain,
+            _ => (byte)Rcode.NoError,
+        };
+        int length = w.Finish();
+        return AppendOpt(response, length, reply, 0);
+    }
+
+    private int AnswerChaos(Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype, EdnsReply reply, int maxSize, QueryProcessorOptions options)
+    {
+        byte[]? txt = null;
+        if (qtype is RecordType.TXT or RecordType.ANY)
+        {
+            if (IsName(qname, "version.bind"u8) || IsName(qname, "version.server"u8)) txt = options.ChaosVersion;
+            else if (IsName(qname, "hostname.bind"u8)) txt = options.ChaosHostname;
+            else if (IsName(qname, "id.server"u8)) txt = options.ChaosServerId;
+        }
+        if (txt is null) return Respond(response, h, true, qname, qtype, RecordClass.CH, Rcode.Refused, reply, maxSize);
+        var w = new DnsMessageWriter(response[..(maxSize - reply.Size)]);
+        w.Header = h;
+        w.Header.AuthoritativeAnswer = true;
+        w.TryWriteQuestion(qname, qtype, RecordClass.CH);
+        w.TryWriteRecord(qname, RecordType.TXT, RecordClass.CH, 0, txt, DnsSection.Answer);
+        return AppendOpt(response, w.Finish(), reply, 0);
+    }
+
+    /// <summary>Compares a wire name with a dotted ASCII name, without regard to case.</summary>
+    private static bool IsName(ReadOnlySpan<byte> wire, ReadOnlySpan<byte> dotted)
+    {
+        int pos = 0, i = 0;
+        while (wire[pos] != 0)
+        {
+            int len = wire[pos];
+            if (i + len > dotted.Length) return false;
+            for (int j = 0; j < len; j++)
+                if ((wire[pos + 1 + j] | 0x20) != (dotted[i + j] | 0x20)) return false;
+            i += len;
+            pos += 1 + len;
+            if (wire[pos] != 0) { if (i >= dotted.Length || dotted[i] != '.') return false; i++; }
+        }
+        return i == dotted.Length;
+    }
+
+    /// <summary>An error or refusal: the header, the question when there is one, and OPT when the query had it.</summary>
+    private int Respond(Span<byte> response, DnsHeader h, bool withQuestion, ReadOnlySpan<byte> qname, RecordType qtype,
+        RecordClass qclass, Rcode rcode, EdnsReply reply, int maxSize)
+    {
+        var w = new DnsMessageWriter(response[..Math.Min(response.Length, Math.Max(512, maxSize))]);
+        w.Header = h;
+        w.Header.Rcode = (byte)((int)rcode & 0xF);
+        if (withQuestion) w.TryWriteQuestion(qname, qtype, qclass);
+        return AppendOpt(response, w.Finish(), reply, (int)rcode >> 4);
+    }
+
+    private readonly record struct EdnsReply(bool Present, bool DnssecOk, int KeepaliveMs)
+    {
+        public int Size => !Present ? 0 : OptRecordSize + (KeepaliveMs >= 0 ? KeepaliveOptionSize : 0);
+    }
+
+    /// <summary>
+    /// Appends our OPT record (RFC 6891 §6.1.2) after a finished message: payload size, the upper
+    /// RCODE bits, version 0, DO echoed (RFC 3225), and a keepalive timeout over TCP (RFC 7828).
+    /// </summary>
+    private int AppendOpt(Span<byte> response, int length, EdnsReply reply, int extendedRcode)
+    {
+        if (!reply.Present) return length;
+        var opt = response[length..];
+        opt[0] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(opt[1..], (ushort)RecordType.OPT);
+        BinaryPrimitives.WriteUInt16BigEndian(opt[3..], (ushort)_options.UdpMaxResponse);
+        opt[5] = (byte)extendedRcode;
+        opt[6] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(opt[7..], (ushort)(reply.DnssecOk ? 0x8000 : 0));
+        int rdlength = 0;
+        if (reply.KeepaliveMs >= 0)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(opt[11..], (ushort)EdnsOptionCode.TcpKeepalive);
+            BinaryPrimitives.WriteUInt16BigEndian(opt[13..], 2);
+            BinaryPrimitives.WriteUInt16BigEndian(opt[15..], (ushort)Math.Min(65535, reply.KeepaliveMs / 100));
+            rdlength = KeepaliveOptionSize;
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(opt[9..], (ushort)rdlength);
+        // One more record in the additional section.
+        BinaryPrimitives.WriteUInt16BigEndian(response[10..], (ushort)(BinaryPrimitives.ReadUInt16BigEndian(response[10..]) + 1));
+        return length + OptRecordSize + rdlength;
+    }
+
+    private struct EdnsQuery
+    {
+        public bool Present, Malformed, DnssecOk, Keepalive;
+        public byte Version;
+        public ushort PayloadSize;
+    }
+
+    /// <summary>Finds the OPT record among the additional records (RFC 6891 §6.1.1): at most one, owned by the root.</summary>
+    private static EdnsQuery ReadEdns(ref DnsMessageReader reader, int additional)
+    {
+        var e = new EdnsQuery();
+        Span<byte> name = stackalloc byte[DnsName.MaxLength];
+        for (int i = 0; i < additional; i++)
+        {
+            if (!reader.TryReadRecordHeader(name, out int nameLength, out var type, out var cls, out uint ttl, out int rdOffset, out int rdLength))
+            {
+                e.Malformed = true;
+                return e;
+            }
+            if (type != RecordType.OPT) continue;
+            if (e.Present || nameLength != 1)
+            {
+                e.Malformed = true;
+                return e;
+            }
+            e.Present = true;
+            e.PayloadSize = (ushort)cls;
+            e.Version = (byte)(ttl >> 16);
+            e.DnssecOk = (ttl & 0x8000) != 0;
+            var options = reader.Message.Slice(rdOffset, rdLength);
+            if (!EdnsOptionWire.TryValidate(options, out _))
+            {
+                e.Malformed = true;
+                return e;
+            }
+            foreach (var option in new EdnsOptionEnumerator(options))
+                if (option.Code == EdnsOptionCode.TcpKeepalive) e.Keepalive = true;
+        }
+        return e;
+    }
+}
