@@ -5,23 +5,17 @@ using Portcullis.Protocol.Records;
 
 namespace Portcullis.Server.Authoritative;
 
-/// <summary>A problem found while building a zone: errors stop the zone from loading, warnings do not.</summary>
-public sealed record ZoneIssue(bool IsError, DnsName? Owner, string Message)
-{
-    public override string ToString() => Owner is null ? Message : $"{Owner}: {Message}";
-}
-
 /// <summary>
-/// Collects a zone's records and checks them as named-checkzone and kzonecheck do: one SOA at the
-/// apex, NS at the apex, no data outside the zone, CNAME exclusivity, and glue for in-bailiwick
-/// name servers of delegations (warned when missing).
+/// Turns a zone's records into the served structure. The records must already have passed
+/// <see cref="Portcullis.Protocol.ZoneText.ZoneChecker"/> (one SOA at the apex, NS at the apex, no
+/// out-of-zone data, CNAME exclusivity), which reports problems with their file positions; this
+/// only groups RRsets, materialises empty non-terminals, flags cuts and finds additional targets.
 /// </summary>
 public sealed class ZoneBuilder
 {
     private readonly DnsName _origin;
     private readonly RecordClass _class;
     private readonly Dictionary<DnsName, Dictionary<RecordType, Pending>> _names = new();
-    private readonly List<ZoneIssue> _issues = [];
     private int _records;
 
     private sealed class Pending(DnsName owner, uint ttl)
@@ -37,74 +31,27 @@ public sealed class ZoneBuilder
         _class = @class;
     }
 
-    public IReadOnlyList<ZoneIssue> Issues => _issues;
-
     public void Add(ResourceRecord record)
     {
-        if (!record.Owner.IsSubdomainOf(_origin))
-        {
-            _issues.Add(new ZoneIssue(true, record.Owner, $"out-of-zone data: {RecordTypes.ToText(record.Type)} is not at or below {_origin}"));
-            return;
-        }
-        if (record.Class != _class)
-        {
-            _issues.Add(new ZoneIssue(true, record.Owner, $"class {RecordClasses.ToText(record.Class)} does not match the zone's class {RecordClasses.ToText(_class)}"));
-            return;
-        }
-        if (RecordTypes.IsMetaType(record.Type))
-        {
-            _issues.Add(new ZoneIssue(true, record.Owner, $"meta-type {RecordTypes.ToText(record.Type)} cannot be zone data"));
-            return;
-        }
+        if (!record.Owner.IsSubdomainOf(_origin) || record.Class != _class)
+            throw new ArgumentException($"{record.Owner} {RecordTypes.ToText(record.Type)} does not belong in zone {_origin}", nameof(record));
         if (!_names.TryGetValue(record.Owner, out var types))
             _names[record.Owner] = types = new Dictionary<RecordType, Pending>();
         if (!types.TryGetValue(record.Type, out var pending))
             types[record.Type] = pending = new Pending(record.Owner, record.Ttl);
         else if (pending.Ttl != record.Ttl)
-        {
-            // RFC 2181 §5.2: all TTLs of an RRset must match; serve the lowest, as a warning.
-            _issues.Add(new ZoneIssue(false, record.Owner, $"TTLs differ within the {RecordTypes.ToText(record.Type)} RRset; using {Math.Min(pending.Ttl, record.Ttl)}"));
-            pending.Ttl = Math.Min(pending.Ttl, record.Ttl);
-        }
+            pending.Ttl = Math.Min(pending.Ttl, record.Ttl);   // RFC 2181 §5.2: one TTL per RRset
         foreach (var existing in pending.Data)
             if (RdataWire.CanonicalEquals(record.Type, existing, record.Data)) return;   // RFC 2181 §5: duplicates collapse
         pending.Data.Add(record.Data);
         _records++;
     }
 
-    /// <summary>Builds the zone, or returns null when an error was found (see <see cref="Issues"/>).</summary>
-    public Zone? Build()
+    /// <summary>Builds the zone; the apex must have its SOA.</summary>
+    public Zone Build()
     {
-        if (!_names.TryGetValue(_origin, out var apexTypes) || !apexTypes.TryGetValue(RecordType.SOA, out var soaPending))
-        {
-            _issues.Add(new ZoneIssue(true, _origin, "no SOA record at the zone apex"));
-            return null;
-        }
-        if (soaPending.Data.Count != 1)
-            _issues.Add(new ZoneIssue(true, _origin, "more than one SOA record at the zone apex"));
-        if (!apexTypes.ContainsKey(RecordType.NS))
-            _issues.Add(new ZoneIssue(true, _origin, "no NS records at the zone apex"));
-        foreach (var (name, types) in _names)
-        {
-            if (types.ContainsKey(RecordType.SOA) && !name.Equals(_origin))
-                _issues.Add(new ZoneIssue(true, name, "SOA record not at the zone apex"));
-            if (types.ContainsKey(RecordType.CNAME))
-            {
-                if (name.Equals(_origin))
-                    _issues.Add(new ZoneIssue(true, name, "CNAME at the zone apex"));
-                foreach (var t in types.Keys)
-                    if (t is not (RecordType.CNAME or RecordType.RRSIG or RecordType.NSEC))
-                    {
-                        _issues.Add(new ZoneIssue(true, name, $"CNAME and other data ({RecordTypes.ToText(t)}) at the same name"));
-                        break;
-                    }
-                if (types[RecordType.CNAME].Data.Count > 1)
-                    _issues.Add(new ZoneIssue(true, name, "more than one CNAME record at one name"));
-            }
-            if (types.TryGetValue(RecordType.DNAME, out var dname) && dname.Data.Count > 1)
-                _issues.Add(new ZoneIssue(true, name, "more than one DNAME record at one name"));
-        }
-        if (_issues.Any(i => i.IsError)) return null;
+        if (!_names.TryGetValue(_origin, out var apexTypes) || !apexTypes.ContainsKey(RecordType.SOA))
+            throw new InvalidOperationException($"zone {_origin} has no SOA at its apex");
 
         // Materialise nodes, including empty non-terminals between every name and the apex.
         var sets = new Dictionary<DnsName, ZoneNode>();
@@ -156,19 +103,11 @@ public sealed class ZoneBuilder
                 foreach (var data in set.Data)
                 {
                     var target = TargetOf(set.Type, data);
-                    if (target is null || !sets.TryGetValue(target, out var targetNode)) 
-                    {
-                        if (referral && target is not null && target.IsSubdomainOf(node.Name))
-                            _issues.Add(new ZoneIssue(false, node.Name, $"missing glue: no address for name server {target}"));
-                        continue;
-                    }
+                    if (target is null || !sets.TryGetValue(target, out var targetNode)) continue;
                     // Glue below a cut is only given with the referral it belongs to.
                     if (targetNode.Has(NodeFlags.BelowCut) && !(referral && target.IsSubdomainOf(node.Name))) continue;
-                    int before = extra.Count;
                     foreach (var t in new[] { RecordType.A, RecordType.AAAA })
                         if (targetNode.Get(t) is { } addr && !extra.Contains(addr)) extra.Add(addr);
-                    if (referral && extra.Count == before && target.IsSubdomainOf(node.Name))
-                        _issues.Add(new ZoneIssue(false, node.Name, $"missing glue: no address for name server {target}"));
                 }
                 set.Additional = extra.ToArray();
             }

@@ -15,6 +15,8 @@ public sealed class ServerConfig
     public LimitsConfig Limits { get; set; } = new();
     public ChaosConfig Chaos { get; set; } = new();
     public LoggingConfig Logging { get; set; } = new();
+    /// <summary>Where `serve` writes its process id, for `portcullis reload` (SIGHUP).</summary>
+    public string? PidFile { get; set; }
 
     /// <summary>The file this came from, for messages (null when built from flags only).</summary>
     [YamlDotNet.Serialization.YamlIgnore]
@@ -23,8 +25,10 @@ public sealed class ServerConfig
     public static IPEndPoint ParseEndPoint(string text)
     {
         text = text.Trim();
-        if (IPAddress.TryParse(text, out var bare)) return new IPEndPoint(bare, 53);
-        if (IPEndPoint.TryParse(text, out var ep)) return ep.Port == 0 && !text.EndsWith(":0", StringComparison.Ordinal) ? new IPEndPoint(ep.Address, 53) : ep;
+        // "[v6]:port" or "v4:port" carry a port; a bare address (v4, or v6 without brackets) means port 53.
+        bool hasPort = text.StartsWith('[') ? text.Contains("]:", StringComparison.Ordinal) : text.Count(c => c == ':') == 1;
+        if (hasPort && IPEndPoint.TryParse(text, out var ep)) return ep;
+        if (!hasPort && IPAddress.TryParse(text.Trim('[', ']'), out var bare)) return new IPEndPoint(bare, 53);
         throw new FormatException($"'{text}' is not an address or address:port (use [v6]:port for IPv6)");
     }
 

@@ -1,4 +1,4 @@
-using Portcullis.Protocol;
+using Portcullis.Protocol.Records;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.ZoneText;
 using Portcullis.Server.Authoritative;
@@ -28,26 +28,21 @@ public static class ZoneLoader
 
     private static LoadedZone Build(DnsName origin, ZoneReader reader, string fileName)
     {
-        var builder = new ZoneBuilder(origin);
+        ZoneCheckResult checkedZone;
         try
         {
-            foreach (var record in reader.ReadRecords()) builder.Add(record);
-        }
-        catch (DnsFormatException e)
-        {
-            throw new ZoneLoadException(e.Message);
+            // The same checks as `portcullis zone check`, so errors carry file, line and column.
+            checkedZone = ZoneChecker.Check(reader, origin, RecordClass.IN, fileName);
         }
         catch (IOException e)
         {
             throw new ZoneLoadException($"{fileName}: {e.Message}");
         }
-        if (reader.Errors.Count > 0)
-            throw new ZoneLoadException(string.Join(Environment.NewLine, reader.Errors.Select(e => e.Message)));
-        var zone = builder.Build();
-        if (zone is null)
-            throw new ZoneLoadException(string.Join(Environment.NewLine,
-                builder.Issues.Where(i => i.IsError).Select(i => $"{fileName}: zone {origin}: {i}")));
-        return new LoadedZone(zone, builder.Issues.Where(i => !i.IsError).Select(i => $"{fileName}: zone {origin}: {i}").ToArray());
+        if (!checkedZone.Ok)
+            throw new ZoneLoadException(string.Join(Environment.NewLine, checkedZone.Errors.Select(e => e.Line > 0 ? e.Message : $"{fileName}: {e.Problem}")));
+        var builder = new ZoneBuilder(origin);
+        foreach (var record in checkedZone.Records) builder.Add(record);
+        return new LoadedZone(builder.Build(), checkedZone.Warnings.Select(w => w.ToString()).ToArray());
     }
 }
 

@@ -19,6 +19,8 @@ public static class CommandLine
         var root = new RootCommand("Portcullis: an authoritative and recursive DNS server.")
         {
             ZoneCommand.Create(stdout, stderr),
+            ServeCommand.Create(stdout, stderr),
+            ReloadCommand.Create(stdout, stderr),
         };
         var parsed = root.Parse(args);
         var configuration = new InvocationConfiguration { Output = stdout, Error = stderr };
