@@ -7,7 +7,10 @@ namespace Portcullis.Server.Configuration;
 /// <summary>A configuration problem with where it is: file, line and column when known.</summary>
 public sealed class ConfigException : Exception
 {
-    public ConfigException(string message) : base(message) { }
+    public ConfigException(string message, string? scalar = null) : base(message) => Scalar = scalar;
+
+    /// <summary>The configuration text (a key or value) the problem is about, to find its line.</summary>
+    public string? Scalar { get; }
 }
 
 public static class ConfigLoader
@@ -40,8 +43,29 @@ public static class ConfigLoader
             throw new ConfigException($"{path}:{e.Start.Line}:{e.Start.Column}: {why}");
         }
         config.SourceFile = path;
-        Validate(config, path);
+        try
+        {
+            Validate(config, path);
+        }
+        catch (ConfigException e) when (e.Scalar is not null && Locate(yaml, e.Scalar) is { } at)
+        {
+            // Point at the offending value in the file, as the parser does for syntax errors.
+            throw new ConfigException($"{path}:{at.Line}:{at.Column}: {e.Message[(path.Length + 2)..]}");
+        }
         return config;
+    }
+
+    /// <summary>Line and column of the first scalar in the YAML text equal to <paramref name="scalar"/>.</summary>
+    private static Mark? Locate(string yaml, string scalar)
+    {
+        try
+        {
+            var parser = new Parser(new StringReader(yaml));
+            while (parser.MoveNext())
+                if (parser.Current is YamlDotNet.Core.Events.Scalar s && s.Value == scalar) return s.Start;
+        }
+        catch (YamlException) { }
+        return null;
     }
 
     /// <summary>Checks values that parse as YAML but make no sense; makes zone file paths relative to the config file.</summary>
@@ -51,20 +75,24 @@ public static class ConfigLoader
         foreach (var l in config.Listen)
         {
             try { ServerConfig.ParseEndPoint(l); }
-            catch (FormatException e) { throw new ConfigException($"{where}: listen: {e.Message}"); }
+            catch (FormatException e) { throw new ConfigException($"{where}: listen: {e.Message}", l); }
         }
         foreach (var z in config.Zones)
         {
-            if (string.IsNullOrWhiteSpace(z.Name)) throw new ConfigException($"{where}: zones: a zone has no name");
-            if (string.IsNullOrWhiteSpace(z.File)) throw new ConfigException($"{where}: zones: zone {z.Name} has no file");
+            if (string.IsNullOrWhiteSpace(z.Name)) throw new ConfigException($"{where}: zones: a zone has no name", "zones");
+            if (string.IsNullOrWhiteSpace(z.File)) throw new ConfigException($"{where}: zones: zone {z.Name} has no file", z.Name);
             if (path is not null && !Path.IsPathRooted(z.File))
                 z.File = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, z.File));
         }
         try { ServerConfig.ParseDuration(config.Limits.TcpIdleTimeout); }
-        catch (FormatException e) { throw new ConfigException($"{where}: limits: tcp-idle-timeout: {e.Message}"); }
+        catch (FormatException e) { throw new ConfigException($"{where}: limits: tcp-idle-timeout: {e.Message}", "tcp-idle-timeout"); }
         if (config.Limits.UdpMaxResponse is < 512 or > 65535)
-            throw new ConfigException($"{where}: limits: udp-max-response must be 512 to 65535");
-        if (config.Limits.TcpMaxConnections < 1 || config.Limits.TcpMaxConnectionsPerClient < 1 || config.Limits.TcpMaxInFlight < 1)
-            throw new ConfigException($"{where}: limits: connection limits must be at least 1");
+            throw new ConfigException($"{where}: limits: udp-max-response must be 512 to 65535", "udp-max-response");
+        if (config.Limits.TcpMaxConnections < 1)
+            throw new ConfigException($"{where}: limits: tcp-max-connections must be at least 1", "tcp-max-connections");
+        if (config.Limits.TcpMaxConnectionsPerClient < 1)
+            throw new ConfigException($"{where}: limits: tcp-max-connections-per-client must be at least 1", "tcp-max-connections-per-client");
+        if (config.Limits.TcpMaxInFlight < 1)
+            throw new ConfigException($"{where}: limits: tcp-max-in-flight must be at least 1", "tcp-max-in-flight");
     }
 }

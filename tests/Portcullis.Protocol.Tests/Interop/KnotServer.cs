@@ -5,6 +5,8 @@ using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
 using Portcullis.Protocol.Wire;
 
+using Portcullis.Testing;
+
 namespace Portcullis.Protocol.Tests.Interop;
 
 /// <summary>

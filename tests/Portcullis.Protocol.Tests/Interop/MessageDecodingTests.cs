@@ -6,6 +6,8 @@ using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
 using Portcullis.Protocol.ZoneText;
 
+using Portcullis.Testing;
+
 namespace Portcullis.Protocol.Tests.Interop;
 
 /// <summary>

@@ -5,6 +5,8 @@ using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
 using Portcullis.Protocol.ZoneText;
 
+using Portcullis.Testing;
+
 namespace Portcullis.Protocol.Tests.Interop;
 
 /// <summary>A zone-file line a tool cannot read, matched by <see cref="Pattern"/>, and why.</summary>

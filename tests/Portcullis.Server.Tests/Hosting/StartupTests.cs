@@ -50,6 +50,7 @@ public sealed class StartupTests : IDisposable
         var file = Path.Combine(_dir, "portcullis.yaml");
         File.WriteAllText(file, "listen: [\"not-an-address\"]\n");
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(file));
+        Assert.StartsWith($"{file}:1:", e.Message);
         Assert.Contains("not-an-address", e.Message);
     }
 

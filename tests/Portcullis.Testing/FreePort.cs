@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Portcullis.Protocol.Tests.Interop;
+namespace Portcullis.Testing;
 
 /// <summary>Ports for servers the tests start: ask the kernel for one rather than guess.</summary>
 public static class FreePort

@@ -2,7 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Text;
 
-namespace Portcullis.Protocol.Tests.Interop;
+namespace Portcullis.Testing;
 
 /// <summary>What a finished external command printed, and how it ended.</summary>
 public sealed record ProcessResult(string CommandLine, int ExitCode, string Stdout, string Stderr)
@@ -125,6 +125,12 @@ public sealed class BackgroundProcess : IDisposable
     public string CommandLine { get; }
 
     public bool HasExited => _process.HasExited;
+
+    public int Id => _process.Id;
+
+    /// <summary>Waits, boundedly, for the process to end; the exit code when it did, else null.</summary>
+    public int? WaitForExit(TimeSpan timeout) =>
+        _process.WaitForExit(timeout) ? _process.ExitCode : null;
 
     /// <summary>Everything printed so far on stdout and stderr, interleaved.</summary>
     public string Output
