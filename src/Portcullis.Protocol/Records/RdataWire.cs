@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Wire;
@@ -19,45 +20,24 @@ public static class RdataWire
         out byte[]? rdata, out string? error)
     {
         rdata = null;
-        if (length < 0 || offset + length > message.Length) { error = "RDATA runs past the end of the message"; return false; }
-        var fields = RdataSchema.Get(type);
-        if (fields is null)
+        if (length < 0 || offset < 0 || offset > message.Length - length) { error = "RDATA runs past the end of the message"; return false; }
+        // Expanded names can be longer than compressed ones: a schema has at most a few names, each
+        // at most 255 octets, so this bounds the output.
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Min(65535, length + 255 * 4));
+        try
         {
-            error = null;
-            rdata = message.Slice(offset, length).ToArray();
+            if (!Wire.DnsMessageReader.TryExpandRdata(type, message, offset, length, buffer, out int written, out error))
+            {
+                error = $"{RecordTypes.ToText(type)} RDATA: {error}";
+                return false;
+            }
+            rdata = buffer.AsSpan(0, written).ToArray();
             return true;
         }
-        // Expanded names can be longer than the compressed input; bound the output to the worst case.
-        Span<byte> output = stackalloc byte[Math.Min(65535, length + 255 * 8)];
-        Span<byte> name = stackalloc byte[DnsName.MaxLength];
-        int end = offset + length;
-        int pos = offset;
-        int written = 0;
-        for (int i = 0; i < fields.Length; i++)
+        finally
         {
-            var f = fields[i];
-            if (f is RdataField.Name or RdataField.CompressibleName
-                || (f is RdataField.IpseckeyGateway && i > 1 && written >= 2 && output[1] == 3))
-            {
-                int p = pos;
-                if (!WireName.TryRead(message[..end], ref p, name, out int nameLength, out _)) { error = $"bad domain name in {RecordTypes.ToText(type)} RDATA"; return false; }
-                if (written + nameLength > output.Length) { error = "RDATA too long"; return false; }
-                name[..nameLength].CopyTo(output[written..]);
-                written += nameLength;
-                pos = p;
-                continue;
-            }
-            if (!TryMeasureField(f, message[pos..end], output[..written], out int flen, out error)) { error = $"{RecordTypes.ToText(type)} RDATA: {error}"; return false; }
-            if (written + flen > output.Length) { error = "RDATA too long"; return false; }
-            message.Slice(pos, flen).CopyTo(output[written..]);
-            written += flen;
-            pos += flen;
+            ArrayPool<byte>.Shared.Return(buffer);
         }
-        if (pos != end) { error = $"{RecordTypes.ToText(type)} RDATA has {end - pos} octets left over"; return false; }
-        if (written > 65535) { error = "RDATA too long"; return false; }
-        error = null;
-        rdata = output[..written].ToArray();
-        return true;
     }
 
     /// <summary>Checks uncompressed RDATA against the schema of its type.</summary>
