@@ -42,6 +42,10 @@ public static class Answerer
         Span<int> offsets = stackalloc int[128];
         var added = new AddedSets();
         int addedCount = 0;
+        // CNAME/DNAME RRsets already written: a loop stops at the first repeat (RFC 1034 §3.6.2),
+        // so no record appears twice (RFC 2181 §5).
+        var chain = new AddedSets();
+        int chainCount = 0;
         scoped ReadOnlySpan<byte> current = qname;
         bool truncated = false;
         var kind = AnswerKind.Answer;
@@ -77,6 +81,8 @@ public static class Answerer
             if (dnameNode is not null)
             {
                 var dname = dnameNode.Get(RecordType.DNAME)!;
+                if (Contains(ref chain, chainCount, dname)) return new(kind, false, true);
+                if (chainCount < AddedSets.Capacity) chain[chainCount++] = dname;
                 if (!WriteSet(ref w, dname, default, DnsSection.Answer)) return new(kind, true, true);
                 // RFC 6672 §2.2: replace the DNAME owner suffix of the name with the DNAME target.
                 int prefixLength = offsets[n - dnameNode.Name.LabelCount];
@@ -88,7 +94,8 @@ public static class Answerer
                 var newName = synth[..(prefixLength + target.Length)];
                 if (!w.TryWriteRecord(current, RecordType.CNAME, zone.Class, dname.Ttl, newName, DnsSection.Answer))
                     return new(kind, true, true);
-                if (hop >= MaxChain || !IsInZone(newName, zone)) return new(kind, false, true);
+                // The synthesised CNAME is itself the answer to a CNAME query (RFC 6672 §3).
+                if (qtype == RecordType.CNAME || hop >= MaxChain || !IsInZone(newName, zone)) return new(kind, false, true);
                 newName.CopyTo(chase);
                 current = chase[..newName.Length];
                 continue;
@@ -110,9 +117,13 @@ public static class Answerer
                 owner = current;
             }
 
-            if (exact.Has(NodeFlags.Cname) && qtype != RecordType.CNAME)
+            // RFC 1034 §4.3.2 step 3a: restart at the canonical name unless the question asks for
+            // the CNAME itself or for every type (ANY matches the CNAME, RFC 1034 §3.7.1).
+            if (exact.Has(NodeFlags.Cname) && qtype is not (RecordType.CNAME or RecordType.ANY))
             {
                 var cname = exact.Get(RecordType.CNAME)!;
+                if (Contains(ref chain, chainCount, cname)) return new(kind, false, true);
+                if (chainCount < AddedSets.Capacity) chain[chainCount++] = cname;
                 if (!WriteSet(ref w, cname, owner, DnsSection.Answer)) return new(kind, true, true);
                 ReadOnlySpan<byte> target = cname.Data[0];
                 if (hop >= MaxChain || !IsInZone(target, zone)) return new(kind, false, true);
@@ -167,13 +178,17 @@ public static class Answerer
         bool allFit = true;
         foreach (var extra in set.Additional)
         {
-            bool seen = false;
-            for (int i = 0; i < addedCount; i++) if (ReferenceEquals(added[i], extra)) { seen = true; break; }
-            if (seen) continue;
+            if (Contains(ref added, addedCount, extra)) continue;
             if (!WriteSet(ref w, extra, default, DnsSection.Additional)) { allFit = false; if (mustFit) return false; continue; }
             if (addedCount < AddedSets.Capacity) added[addedCount++] = extra;
         }
         return allFit || !mustFit;
+    }
+
+    private static bool Contains(ref AddedSets sets, int count, RecordSet set)
+    {
+        for (int i = 0; i < count; i++) if (ReferenceEquals(sets[i], set)) return true;
+        return false;
     }
 
     private static bool IsInZone(ReadOnlySpan<byte> name, Zone zone)

@@ -26,11 +26,20 @@ public sealed class ZoneCatalog
 
     public Zone? Get(DnsName origin) => _zones.GetValueOrDefault(origin);
 
-    /// <summary>The zone with the longest origin that is <paramref name="name"/> or an ancestor of it.</summary>
-    public Zone? FindZone(ReadOnlySpan<byte> name)
+    /// <summary>
+    /// The zone with the longest origin that is <paramref name="name"/> or an ancestor of it. For DS,
+    /// which lives on the parent side of a cut (RFC 4035 §3.1.4.1), a zone whose apex is the name
+    /// itself is passed over when a parent zone is served too.
+    /// </summary>
+    public Zone? FindZone(ReadOnlySpan<byte> name, bool forDs = false)
     {
         if (_zones.Count == 0) return null;
         int pos = 0;
+        if (forDs && name[0] != 0 && _lookup.TryGetValue(name, out var apexZone))
+        {
+            var parent = FindZone(name[(1 + name[0])..]);
+            return parent ?? apexZone;
+        }
         while (true)
         {
             if (_lookup.TryGetValue(name[pos..], out var zone)) return zone;

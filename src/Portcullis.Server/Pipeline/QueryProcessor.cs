@@ -105,7 +105,7 @@ public sealed class QueryProcessor : IQueryProcessor
         if (qclass is not (RecordClass.IN or RecordClass.ANY))
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
 
-        var zone = _catalog.FindZone(qname[..qnameLength]);
+        var zone = _catalog.FindZone(qname[..qnameLength], forDs: qtype == RecordType.DS);
         // Zone transfers are refused until replication allows them (nobody by default).
         if (zone is null || qtype is RecordType.AXFR or RecordType.IXFR)
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);

@@ -1,0 +1,217 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Portcullis.Testing;
+
+/// <summary>A zone a peer server serves: its origin ("example.test") and the zone file to load.</summary>
+public sealed record PeerZone(string Origin, string File);
+
+/// <summary>
+/// A real authoritative server from Debian (knotd or nsd) serving the given zone files on
+/// 127.0.0.1 and a free port, with its configuration, run directory and state in a temporary
+/// directory of its own. The constructor returns once every zone's SOA is answered
+/// authoritatively; Dispose kills the server and removes the directory.
+/// </summary>
+public abstract class PeerServer : IDisposable
+{
+    /// <summary>How many SOA probes readiness may take; each waits at most <see cref="ProbeWait"/> for its answer.</summary>
+    private const int ProbeTries = 80;
+    private static readonly TimeSpan ProbeWait = TimeSpan.FromMilliseconds(250);
+
+    private BackgroundProcess? _process;
+
+    protected PeerServer(string name, IReadOnlyList<PeerZone> zones, int? port)
+    {
+        Name = name;
+        Zones = zones;
+        Directory = System.IO.Directory.CreateTempSubdirectory($"portcullis-{name}-").FullName;
+        Port = port ?? FreePort.ForUdpAndTcp();
+        EndPoint = new IPEndPoint(IPAddress.Loopback, Port);
+    }
+
+    /// <summary>"knot" or "nsd".</summary>
+    public string Name { get; }
+    public IReadOnlyList<PeerZone> Zones { get; }
+    public string Directory { get; }
+    public int Port { get; }
+    public IPEndPoint EndPoint { get; }
+
+    /// <summary>Everything the server printed so far (its log goes to stderr).</summary>
+    public string Log => _process?.Output ?? "";
+
+    /// <summary>The zone file name inside <see cref="Directory"/> (origins are plain host names here).</summary>
+    protected static string LocalFile(PeerZone zone) => zone.Origin.TrimEnd('.') + ".zone";
+
+    /// <summary>Writes the configuration, starts the daemon and waits for it; the subclass constructor calls this last.</summary>
+    protected void Start(string fileName, IEnumerable<string> arguments, IEnumerable<string> readyLines)
+    {
+        try
+        {
+            foreach (var zone in Zones)
+                File.Copy(zone.File, Path.Combine(Directory, LocalFile(zone)));
+            _process = new BackgroundProcess(fileName, arguments, Directory);
+            // The daemon's own log says when it has bound its sockets and loaded each zone; waiting
+            // for those lines is woken by the output itself, not by sleeping.
+            foreach (var line in readyLines)
+                if (!_process.WaitForOutput(line, ExternalProcess.DefaultTimeout))
+                    throw new InvalidOperationException(
+                        $"{Name} did not log `{line}` within {ExternalProcess.DefaultTimeout.TotalSeconds:0} s"
+                        + $"{(_process.HasExited ? " (it exited)" : "")}.\n`{_process.CommandLine}` printed:\n{Log}");
+            WaitUntilAnswering();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Queries each zone's SOA until it is answered authoritatively, with bounded tries.</summary>
+    private void WaitUntilAnswering()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.ReceiveTimeout = (int)ProbeWait.TotalMilliseconds;
+        socket.Connect(EndPoint);
+        var pending = new Queue<string>(Zones.Select(z => z.Origin));
+        var buffer = new byte[4096];
+        ushort id = 0x5000;
+        for (int i = 0; i < ProbeTries && pending.Count > 0; i++)
+        {
+            if (_process!.HasExited)
+                throw new InvalidOperationException($"{Name} exited before it answered.\n`{_process.CommandLine}` printed:\n{Log}");
+            id++;
+            try
+            {
+                socket.Send(SoaQuery(id, pending.Peek()));
+                int n = socket.Receive(buffer);
+                if (IsAuthoritativeAnswer(buffer.AsSpan(0, n), id)) pending.Dequeue();
+            }
+            catch (SocketException)
+            {
+                // Not listening yet (port unreachable) or no answer in time: try again.
+            }
+        }
+        if (pending.Count > 0)
+            throw new TimeoutException($"{Name} did not answer SOA for {pending.Peek()} after {ProbeTries} queries.\nLog:\n{Log}");
+    }
+
+    /// <summary>A bare SOA query built by hand: this project is shared by tests that do not reference the protocol library.</summary>
+    private static byte[] SoaQuery(ushort id, string origin)
+    {
+        var bytes = new List<byte>(64);
+        bytes.AddRange([(byte)(id >> 8), (byte)id, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        foreach (var label in origin.TrimEnd('.').Split('.'))
+        {
+            bytes.Add((byte)label.Length);
+            bytes.AddRange(Encoding.ASCII.GetBytes(label));
+        }
+        bytes.AddRange([0, 0, 6, 0, 1]);   // root, TYPE SOA, CLASS IN
+        return bytes.ToArray();
+    }
+
+    private static bool IsAuthoritativeAnswer(ReadOnlySpan<byte> response, ushort id)
+    {
+        if (response.Length < 12 || BinaryPrimitives.ReadUInt16BigEndian(response) != id) return false;
+        ushort flags = BinaryPrimitives.ReadUInt16BigEndian(response[2..]);
+        bool qr = (flags & 0x8000) != 0, aa = (flags & 0x0400) != 0;
+        return qr && aa && (flags & 0xF) == 0 && BinaryPrimitives.ReadUInt16BigEndian(response[6..]) >= 1;
+    }
+
+    public void Dispose()
+    {
+        _process?.Dispose();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Left behind in the temp directory; harmless.
+        }
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>Knot DNS (knotd) with a configuration of its own; one worker of each kind keeps it small.</summary>
+public sealed class KnotPeer : PeerServer
+{
+    public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null) : base("knot", zones, port)
+    {
+        string config = Path.Combine(Directory, "knot.conf");
+        File.WriteAllText(config, Configuration());
+        Start("knotd", ["-c", config],
+            ["server started", .. zones.Select(z => $"[{z.Origin.TrimEnd('.')}.] loaded")]);
+    }
+
+    private string Configuration()
+    {
+        var text = new StringBuilder($"""
+            server:
+                rundir: "{Directory}"
+                listen: 127.0.0.1@{Port}
+                udp-workers: 1
+                tcp-workers: 1
+                background-workers: 1
+            database:
+                storage: "{Directory}"
+            log:
+              - target: stderr
+                any: info
+            template:
+              - id: default
+                storage: "{Directory}"
+                file: "%s.zone"
+            zone:
+
+            """);
+        foreach (var zone in Zones)
+            text.Append($"  - domain: {zone.Origin.TrimEnd('.')}\n");
+        return text.ToString();
+    }
+}
+
+/// <summary>
+/// NSD run in the foreground (<c>nsd -d</c>) with its pid file, zone list, transfer state and
+/// zones in its own directory and no database file. Debian's NSD has response rate limiting on
+/// by default, which would drop or truncate the test's bursts of identical answers: it is off here.
+/// </summary>
+public sealed class NsdPeer : PeerServer
+{
+    public NsdPeer(IReadOnlyList<PeerZone> zones, int? port = null) : base("nsd", zones, port)
+    {
+        string config = Path.Combine(Directory, "nsd.conf");
+        File.WriteAllText(config, Configuration());
+        Start("nsd", ["-d", "-c", config],
+            [.. zones.Select(z => $"zone {z.Origin.TrimEnd('.')} read with success"), "nsd started"]);
+    }
+
+    private string Configuration()
+    {
+        var text = new StringBuilder($"""
+            server:
+                ip-address: 127.0.0.1@{Port}
+                do-ip6: no
+                server-count: 1
+                username: ""
+                chroot: ""
+                zonesdir: "{Directory}"
+                pidfile: "{Directory}/nsd.pid"
+                xfrdfile: "{Directory}/xfrd.state"
+                zonelistfile: "{Directory}/zone.list"
+                xfrdir: "{Directory}"
+                database: ""
+                hide-version: yes
+                rrl-ratelimit: 0
+                rrl-whitelist-ratelimit: 0
+                verbosity: 2
+            remote-control:
+                control-enable: no
+
+            """);
+        foreach (var zone in Zones)
+            text.Append($"zone:\n    name: {zone.Origin.TrimEnd('.')}\n    zonefile: \"{LocalFile(zone)}\"\n");
+        return text.ToString();
+    }
+}
