@@ -9,7 +9,7 @@ namespace Portcullis.Transport;
 /// this costs half what .NET's async socket engine does per packet (see docs/architecture.md). The
 /// loop allocates nothing per query: buffers and the client address are reused.
 /// </summary>
-public sealed class UdpListener : IDisposable
+public sealed class UdpListener : IUdpListener
 {
     private readonly Socket _socket;
     private readonly IQueryProcessor _processor;

@@ -129,8 +129,13 @@ public sealed class BackgroundProcess : IDisposable
     public int Id => _process.Id;
 
     /// <summary>Waits, boundedly, for the process to end; the exit code when it did, else null.</summary>
-    public int? WaitForExit(TimeSpan timeout) =>
-        _process.WaitForExit(timeout) ? _process.ExitCode : null;
+    public int? WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout)) return null;
+        // Once exited, this overload also waits for the last output lines to be delivered.
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
 
     /// <summary>Everything printed so far on stdout and stderr, interleaved.</summary>
     public string Output

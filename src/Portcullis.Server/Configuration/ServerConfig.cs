@@ -15,6 +15,11 @@ public sealed class ServerConfig
     public LimitsConfig Limits { get; set; } = new();
     public ChaosConfig Chaos { get; set; } = new();
     public LoggingConfig Logging { get; set; } = new();
+    /// <summary>
+    /// UDP sockets (each with its own thread) per listen address, sharing the port through
+    /// SO_REUSEPORT; 0 means one per core.
+    /// </summary>
+    public int UdpWorkers { get; set; }
     /// <summary>Where `serve` writes its process id, for `portcullis reload` (SIGHUP).</summary>
     public string? PidFile { get; set; }
 

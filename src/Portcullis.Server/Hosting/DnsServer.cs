@@ -21,7 +21,7 @@ public sealed class DnsServer : IDisposable
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly Func<ServerConfig>? _reloadConfig;
-    private readonly List<UdpListener> _udp = [];
+    private readonly List<IUdpListener> _udp = [];
     private readonly List<Transport.TcpListener> _tcp = [];
     private readonly Dictionary<DnsName, (Zone Zone, ZoneStamp Stamp)> _loaded = new();
     private readonly Lock _reloadLock = new();
@@ -38,7 +38,7 @@ public sealed class DnsServer : IDisposable
 
     public QueryProcessor Processor { get; }
 
-    public IReadOnlyList<IPEndPoint> UdpEndPoints => _udp.Select(u => u.LocalEndPoint).ToArray();
+    public IReadOnlyList<IPEndPoint> UdpEndPoints => _udp.Select(u => u.LocalEndPoint).Distinct().ToArray();
     public IReadOnlyList<IPEndPoint> TcpEndPoints => _tcp.Select(t => t.LocalEndPoint).ToArray();
 
     /// <summary>Loads every zone (any failure is fatal at start) and starts listening.</summary>
@@ -60,20 +60,23 @@ public sealed class DnsServer : IDisposable
         Processor.Catalog = new ZoneCatalog(zones);
 
         var limits = TcpLimitsFrom(_config);
+        int workers = _config.UdpWorkers > 0 ? _config.UdpWorkers : Environment.ProcessorCount;
+        var udpLogger = _loggerFactory.CreateLogger("Portcullis.Transport.Udp");
         foreach (var text in _config.Listen)
         {
             var ep = ServerConfig.ParseEndPoint(text);
-            var udp = new UdpListener(ep, Processor, _loggerFactory.CreateLogger("Portcullis.Transport.Udp"));
-            // Port 0 asks for any free port: TCP takes the same one UDP got.
-            var tcp = new Transport.TcpListener(new IPEndPoint(ep.Address, udp.LocalEndPoint.Port), Processor,
-                _loggerFactory.CreateLogger("Portcullis.Transport.Tcp"), limits);
-            _udp.Add(udp);
-            _tcp.Add(tcp);
+            var first = UdpListeners.Create(ep, Processor, udpLogger, _config.Limits.UdpMaxResponse, workers > 1);
+            _udp.Add(first);
+            // Port 0 asks for any free port: the other sockets and TCP take the one the first got.
+            var bound = new IPEndPoint(ep.Address, first.LocalEndPoint.Port);
+            for (int i = 1; i < workers && first is UdpBatchListener; i++)
+                _udp.Add(UdpListeners.Create(bound, Processor, udpLogger, _config.Limits.UdpMaxResponse, reusePort: true));
+            _tcp.Add(new Transport.TcpListener(bound, Processor, _loggerFactory.CreateLogger("Portcullis.Transport.Tcp"), limits));
         }
         foreach (var u in _udp) u.Start();
         foreach (var t in _tcp) t.Start();
         foreach (var z in zones) _logger.LogInformation("zone {Zone} loaded: serial {Serial}, {Records} records", z.Origin, z.Serial, z.RecordCount);
-        foreach (var u in _udp) _logger.LogInformation("listening on {Endpoint} (UDP and TCP)", u.LocalEndPoint);
+        foreach (var t in _tcp) _logger.LogInformation("listening on {Endpoint} (UDP and TCP, {Workers} UDP sockets)", t.LocalEndPoint, _udp.Count / _tcp.Count);
     }
 
     /// <summary>
