@@ -202,8 +202,11 @@ EOF
 
 start_portcullis() {
     local port=$1
+    # One UDP worker, as Knot and NSD get one (builds before --udp-workers existed had one anyway).
+    local workers=()
+    if dotnet "$PUBLISH/portcullis.dll" serve --help 2>/dev/null | grep -q -- --udp-workers; then workers=(--udp-workers 1); fi
     taskset -c "$SERVER_CPU" dotnet "$PUBLISH/portcullis.dll" serve --listen "127.0.0.1:$port" \
-        --zone "bench.test=$WORK/bench.test.zone" --log-level warning >"$WORK/portcullis.log" 2>&1 &
+        --zone "bench.test=$WORK/bench.test.zone" --log-level warning "${workers[@]}" >"$WORK/portcullis.log" 2>&1 &
     echo $!
 }
 

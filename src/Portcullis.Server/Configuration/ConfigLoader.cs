@@ -88,6 +88,8 @@ public static class ConfigLoader
         catch (FormatException e) { throw new ConfigException($"{where}: limits: tcp-idle-timeout: {e.Message}", "tcp-idle-timeout"); }
         if (config.Limits.UdpMaxResponse is < 512 or > 65535)
             throw new ConfigException($"{where}: limits: udp-max-response must be 512 to 65535", "udp-max-response");
+        if (config.UdpWorkers < 0 || config.UdpWorkers > 256)
+            throw new ConfigException($"{where}: udp-workers must be 0 (one per core) to 256", "udp-workers");
         if (config.Limits.TcpMaxConnections < 1)
             throw new ConfigException($"{where}: limits: tcp-max-connections must be at least 1", "tcp-max-connections");
         if (config.Limits.TcpMaxConnectionsPerClient < 1)

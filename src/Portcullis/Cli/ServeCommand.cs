@@ -27,14 +27,15 @@ public static class ServeCommand
         var zone = new Option<string[]>("--zone", "-z") { Description = "A zone to serve, ORIGIN=FILE (repeatable)." };
         var pidFile = new Option<string?>("--pid-file") { Description = "Write the process id here (for `portcullis reload`)." };
         var logLevel = new Option<string?>("--log-level") { Description = "trace, debug, information, warning or error." };
-        var command = new Command("serve", "Run the DNS server.") { config, listen, zone, pidFile, logLevel };
+        var udpWorkers = new Option<int?>("--udp-workers") { Description = "UDP sockets and threads per listen address (default: one per core)." };
+        var command = new Command("serve", "Run the DNS server.") { config, listen, zone, pidFile, logLevel, udpWorkers };
         command.SetAction(result => Run(result.GetValue(config), result.GetValue(listen) ?? [], result.GetValue(zone) ?? [],
-            result.GetValue(pidFile), result.GetValue(logLevel), stderr, CancellationToken.None));
+            result.GetValue(pidFile), result.GetValue(logLevel), stderr, CancellationToken.None, result.GetValue(udpWorkers)));
         return command;
     }
 
     /// <summary>Builds the effective configuration: the file (if any), then the flags, then the embedded defaults.</summary>
-    public static ServerConfig Resolve(string? configFile, string[] listen, string[] zones, string? pidFile, string? logLevel)
+    public static ServerConfig Resolve(string? configFile, string[] listen, string[] zones, string? pidFile, string? logLevel, int? udpWorkers = null)
     {
         var config = configFile is null ? new ServerConfig() : ConfigLoader.Load(configFile);
         if (listen.Length > 0) config.Listen = [.. listen];
@@ -49,18 +50,20 @@ public static class ServeCommand
         }
         if (pidFile is not null) config.PidFile = pidFile;
         if (logLevel is not null) config.Logging.Level = logLevel;
+        if (udpWorkers is not null) config.UdpWorkers = udpWorkers.Value;
         if (config.Listen.Count == 0) config.Listen = [.. DefaultListen];
         if (config.Zones.Count == 0) config.Zones.Add(new ZoneConfig { Name = DefaultZoneName, File = DefaultZoneFile });
         ConfigLoader.Validate(config, configFile is null ? null : configFile);
         return config;
     }
 
-    public static int Run(string? configFile, string[] listen, string[] zones, string? pidFile, string? logLevel, TextWriter stderr, CancellationToken stop)
+    public static int Run(string? configFile, string[] listen, string[] zones, string? pidFile, string? logLevel, TextWriter stderr,
+        CancellationToken stop, int? udpWorkers = null)
     {
         ServerConfig config;
         try
         {
-            config = Resolve(configFile, listen, zones, pidFile, logLevel);
+            config = Resolve(configFile, listen, zones, pidFile, logLevel, udpWorkers);
         }
         catch (ConfigException e)
         {
@@ -79,7 +82,7 @@ public static class ServeCommand
         var logger = loggerFactory.CreateLogger("Portcullis");
 
         using var server = new DnsServer(config, loggerFactory,
-            () => Resolve(configFile, listen, zones, pidFile, logLevel));
+            () => Resolve(configFile, listen, zones, pidFile, logLevel, udpWorkers));
         try
         {
             server.Start();
