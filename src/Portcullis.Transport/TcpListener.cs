@@ -14,15 +14,14 @@ public sealed record TcpLimits
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public int MaxConnections { get; init; } = 1000;
     public int MaxConnectionsPerClient { get; init; } = 32;
-    /// <summary>How many queries one connection may have in progress at once (pipelining).</summary>
-    public int MaxInFlightPerConnection { get; init; } = 32;
 }
 
 /// <summary>
 /// DNS over TCP (RFC 7766): two-octet length framing, many queries per connection, pipelining
-/// (queries are read while earlier ones are answered; each response goes out when it is ready),
-/// an idle timeout, and limits on connections in total and per client address. Every connection
-/// is its own task, so a slow or silent client only ever holds its own connection.
+/// (every complete query in what arrived is answered, and the answers leave in one send), an idle
+/// timeout, and limits on connections in total and per client address. Every connection is its
+/// own task, so a slow or silent client only ever holds its own connection; an idle one holds no
+/// buffer (it waits with a zero-byte read).
 /// </summary>
 public sealed class TcpListener : IDisposable
 {
@@ -96,30 +95,41 @@ public sealed class TcpListener : IDisposable
     {
         _open.TryAdd(client, 0);
         client.NoDelay = true;
-        var socketAddress = client.RemoteEndPoint!.Serialize();
-        var info = new QueryContextInfo(TransportKind.Tcp, socketAddress, (int)_limits.IdleTimeout.TotalMilliseconds);
-        using var writeLock = new SemaphoreSlim(1, 1);
-        using var inFlight = new SemaphoreSlim(_limits.MaxInFlightPerConnection, _limits.MaxInFlightPerConnection);
-        using var connectionStop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        var lengthBuffer = new byte[2];
+        var info = new QueryContextInfo(TransportKind.Tcp, client.RemoteEndPoint!.Serialize(), (int)_limits.IdleTimeout.TotalMilliseconds);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        byte[]? input = null;
+        int filled = 0;
         try
         {
             while (true)
             {
-                using var idle = CancellationTokenSource.CreateLinkedTokenSource(connectionStop.Token);
-                idle.CancelAfter(_limits.IdleTimeout);
-                if (!await ReadExactly(client, lengthBuffer, idle.Token).ConfigureAwait(false)) break;
-                int length = BinaryPrimitives.ReadUInt16BigEndian(lengthBuffer);
-                if (length == 0) break;
-                var query = ArrayPool<byte>.Shared.Rent(length);
-                if (!await ReadExactly(client, query.AsMemory(0, length), idle.Token).ConfigureAwait(false))
+                if (!timeout.TryReset()) break;
+                timeout.CancelAfter(_limits.IdleTimeout);
+                // An idle connection holds no buffer: wait for data with a zero-byte read first.
+                if (filled == 0) await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                input ??= ArrayPool<byte>.Shared.Rent(InitialInputSize);
+                if (filled == input.Length) input = Grow(input, filled, input.Length * 2);
+                int n = await client.ReceiveAsync(input.AsMemory(filled), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                if (n == 0) break;
+                filled += n;
+                int consumed = await AnswerFrames(client, input, filled, info, timeout).ConfigureAwait(false);
+                if (consumed < 0) break;
+                filled -= consumed;
+                if (filled == 0)
                 {
-                    ArrayPool<byte>.Shared.Return(query);
-                    break;
+                    ArrayPool<byte>.Shared.Return(input);
+                    input = null;
                 }
-                await inFlight.WaitAsync(connectionStop.Token).ConfigureAwait(false);
-                // Each query is answered on its own; responses go out in the order they are ready.
-                _ = Answer(client, query, length, info, writeLock, inFlight, connectionStop);
+                else
+                {
+                    Buffer.BlockCopy(input, consumed, input, 0, filled);
+                    // Make room for the whole of a frame that has only begun to arrive.
+                    if (filled >= 2)
+                    {
+                        int need = 2 + BinaryPrimitives.ReadUInt16BigEndian(input);
+                        if (need > input.Length) input = Grow(input, filled, need);
+                    }
+                }
             }
         }
         catch (OperationCanceledException) { }
@@ -127,12 +137,7 @@ public sealed class TcpListener : IDisposable
         catch (ObjectDisposedException) { }
         finally
         {
-            // Let answers already in progress finish writing before the socket closes.
-            for (int i = 0; i < _limits.MaxInFlightPerConnection; i++)
-            {
-                try { if (!await inFlight.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false)) break; }
-                catch (ObjectDisposedException) { break; }
-            }
+            if (input is not null) ArrayPool<byte>.Shared.Return(input);
             try { client.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
             client.Dispose();
             _open.TryRemove(client, out _);
@@ -140,61 +145,75 @@ public sealed class TcpListener : IDisposable
         }
     }
 
-    private async Task Answer(Socket client, byte[] query, int length, QueryContextInfo info,
-        SemaphoreSlim writeLock, SemaphoreSlim inFlight, CancellationTokenSource connectionStop)
+    private const int InitialInputSize = 4096;
+    private const int MaxFrame = 2 + 65535;
+
+    private static byte[] Grow(byte[] buffer, int filled, int size)
     {
-        var response = ArrayPool<byte>.Shared.Rent(65535 + 2);
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(size, InitialInputSize), MaxFrame));
+        Buffer.BlockCopy(buffer, 0, bigger, 0, filled);
+        ArrayPool<byte>.Shared.Return(buffer);
+        return bigger;
+    }
+
+    /// <summary>
+    /// Answers every complete frame in <paramref name="input"/>, in order, gathering the responses
+    /// so that pipelined queries cost one send; returns the octets consumed, or -1 to close.
+    /// </summary>
+    private async ValueTask<int> AnswerFrames(Socket client, byte[] input, int filled, QueryContextInfo info, CancellationTokenSource timeout)
+    {
+        int start = 0;
+        byte[]? output = null;
+        int written = 0;
         try
         {
-            int n;
-            try
+            while (filled - start >= 2)
             {
-                n = _processor.Process(query.AsSpan(0, length), response.AsSpan(2, 65535), info);
+                int length = BinaryPrimitives.ReadUInt16BigEndian(input.AsSpan(start));
+                if (length == 0) return -1;
+                if (filled - start - 2 < length) break;
+                output ??= ArrayPool<byte>.Shared.Rent(2 * MaxFrame);
+                if (output.Length - written < MaxFrame)
+                {
+                    await SendAll(client, output.AsMemory(0, written), timeout).ConfigureAwait(false);
+                    written = 0;
+                }
+                int n;
+                try
+                {
+                    n = _processor.Process(input.AsSpan(start + 2, length), output.AsSpan(written + 2, MaxFrame - 2), info);
+                }
+                catch (Exception e)
+                {
+                    _logger.LogError(e, "query processing failed on {Endpoint}", LocalEndPoint);
+                    n = 0;
+                }
+                if (n > 0)
+                {
+                    BinaryPrimitives.WriteUInt16BigEndian(output.AsSpan(written), (ushort)n);
+                    written += 2 + n;
+                }
+                start += 2 + length;
             }
-            catch (Exception e)
-            {
-                _logger.LogError(e, "query processing failed on {Endpoint}", LocalEndPoint);
-                n = 0;
-            }
-            if (n <= 0) return;
-            BinaryPrimitives.WriteUInt16BigEndian(response, (ushort)n);
-            await writeLock.WaitAsync(connectionStop.Token).ConfigureAwait(false);
-            try
-            {
-                using var writeTimeout = CancellationTokenSource.CreateLinkedTokenSource(connectionStop.Token);
-                writeTimeout.CancelAfter(_limits.IdleTimeout);
-                int sent = 0;
-                while (sent < n + 2)
-                    sent += await client.SendAsync(response.AsMemory(sent, n + 2 - sent), SocketFlags.None, writeTimeout.Token).ConfigureAwait(false);
-            }
-            finally
-            {
-                writeLock.Release();
-            }
-        }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
-        {
-            // A client that does not read its answers loses its connection.
-            try { connectionStop.Cancel(); } catch (ObjectDisposedException) { }
+            if (written > 0) await SendAll(client, output.AsMemory(0, written), timeout).ConfigureAwait(false);
+            return start;
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(query);
-            ArrayPool<byte>.Shared.Return(response);
-            try { inFlight.Release(); } catch (ObjectDisposedException) { }
+            if (output is not null) ArrayPool<byte>.Shared.Return(output);
         }
     }
 
-    private static async ValueTask<bool> ReadExactly(Socket socket, Memory<byte> buffer, CancellationToken token)
+    /// <summary>Sends everything; a client that does not read its answers within the idle timeout is dropped.</summary>
+    private async ValueTask SendAll(Socket client, ReadOnlyMemory<byte> data, CancellationTokenSource timeout)
     {
-        int read = 0;
-        while (read < buffer.Length)
+        if (!timeout.TryReset()) throw new OperationCanceledException();
+        timeout.CancelAfter(_limits.IdleTimeout);
+        while (!data.IsEmpty)
         {
-            int n = await socket.ReceiveAsync(buffer[read..], SocketFlags.None, token).ConfigureAwait(false);
-            if (n == 0) return false;
-            read += n;
+            int sent = await client.SendAsync(data, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            data = data[sent..];
         }
-        return true;
     }
 
     public void Dispose()

@@ -94,7 +94,5 @@ public static class ConfigLoader
             throw new ConfigException($"{where}: limits: tcp-max-connections must be at least 1", "tcp-max-connections");
         if (config.Limits.TcpMaxConnectionsPerClient < 1)
             throw new ConfigException($"{where}: limits: tcp-max-connections-per-client must be at least 1", "tcp-max-connections-per-client");
-        if (config.Limits.TcpMaxInFlight < 1)
-            throw new ConfigException($"{where}: limits: tcp-max-in-flight must be at least 1", "tcp-max-in-flight");
     }
 }

@@ -62,7 +62,6 @@ public sealed class LimitsConfig
     public string TcpIdleTimeout { get; set; } = "10s";
     public int TcpMaxConnections { get; set; } = 1000;
     public int TcpMaxConnectionsPerClient { get; set; } = 32;
-    public int TcpMaxInFlight { get; set; } = 32;
 }
 
 /// <summary>

@@ -164,7 +164,6 @@ public sealed class DnsServer : IDisposable
         IdleTimeout = ServerConfig.ParseDuration(c.Limits.TcpIdleTimeout),
         MaxConnections = c.Limits.TcpMaxConnections,
         MaxConnectionsPerClient = c.Limits.TcpMaxConnectionsPerClient,
-        MaxInFlightPerConnection = c.Limits.TcpMaxInFlight,
     };
 
     public void Dispose()

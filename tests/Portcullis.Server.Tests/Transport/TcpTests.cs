@@ -46,6 +46,31 @@ public sealed class TcpTests
     }
 
     [Fact]
+    public void A_query_arriving_a_few_octets_at_a_time_is_answered()
+    {
+        using var server = new TestServer(("example.test.", TestServer.ExampleZone));
+        using var socket = server.Client().Connect();
+        socket.NoDelay = true;
+        var q = DnsTestClient.Query("www.example.test.", RecordType.A).ToWire();
+        var framed = new byte[] { (byte)(q.Length >> 8), (byte)q.Length }.Concat(q).ToArray();
+        for (int i = 0; i < framed.Length; i += 3) socket.Send(framed.AsSpan(i, Math.Min(3, framed.Length - i)));
+        Assert.Single(DnsMessage.Parse(DnsTestClient.ReceiveMessage(socket)!).Answers);
+    }
+
+    [Fact]
+    public void A_large_padded_query_followed_by_a_small_one_are_both_answered()
+    {
+        using var server = new TestServer(("example.test.", TestServer.ExampleZone));
+        using var socket = server.Client().Connect();
+        var big = DnsTestClient.Query("www.example.test.", RecordType.A, edns: true);
+        big.Edns!.Options.Add(new PaddingOption(9000));   // RFC 7830: a 9 KB query
+        DnsTestClient.Send(socket, big.ToWire());
+        DnsTestClient.Send(socket, DnsTestClient.Query("mail.example.test.", RecordType.A).ToWire());
+        Assert.Single(DnsMessage.Parse(DnsTestClient.ReceiveMessage(socket)!).Answers);
+        Assert.Single(DnsMessage.Parse(DnsTestClient.ReceiveMessage(socket)!).Answers);
+    }
+
+    [Fact]
     public void An_idle_connection_is_closed_by_the_server()
     {
         using var server = new TestServer(c => c.Limits.TcpIdleTimeout = "300ms", ("example.test.", TestServer.ExampleZone));
