@@ -58,6 +58,7 @@ public sealed class DnsServer : IDisposable
         }
         if (errors.Count > 0) throw new ZoneLoadException(string.Join(Environment.NewLine, errors));
         Processor.Catalog = new ZoneCatalog(zones);
+        ReleaseLoadGarbage();
 
         var limits = TcpLimitsFrom(_config);
         int workers = _config.UdpWorkers > 0 ? _config.UdpWorkers : Environment.ProcessorCount;
@@ -132,9 +133,18 @@ public sealed class DnsServer : IDisposable
             }
             foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
             Processor.Catalog = new ZoneCatalog(zones);
+            ReleaseLoadGarbage();
             return failed;
         }
     }
+
+    /// <summary>
+    /// Loading a zone makes several times the zone's final size in short-lived objects (records,
+    /// checks, the old catalog after a reload); one compacting collection right after gives that
+    /// memory back to the system instead of keeping it as heap high-water.
+    /// </summary>
+    private static void ReleaseLoadGarbage() =>
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
     private (Zone, ZoneStamp) LoadZone(ZoneConfig zc)
     {

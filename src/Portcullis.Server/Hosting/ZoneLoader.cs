@@ -32,7 +32,7 @@ public static class ZoneLoader
         try
         {
             // The same checks as `portcullis zone check`, so errors carry file, line and column.
-            checkedZone = ZoneChecker.Check(reader, origin, RecordClass.IN, fileName);
+            checkedZone = ZoneChecker.Check(reader, origin, RecordClass.IN, fileName, canonicalOrder: false);
         }
         catch (IOException e)
         {
