@@ -86,7 +86,7 @@ public static class Answerer
                 if (!WriteSet(ref w, dname, default, DnsSection.Answer)) return new(kind, true, true);
                 // RFC 6672 §2.2: replace the DNAME owner suffix of the name with the DNAME target.
                 int prefixLength = offsets[n - dnameNode.Name.LabelCount];
-                ReadOnlySpan<byte> target = dname.Data[0];
+                ReadOnlySpan<byte> target = dname.First;
                 if (prefixLength + target.Length > DnsName.MaxLength)
                     return new AnswerResult(AnswerKind.NameTooLong, false, true);
                 current[..prefixLength].CopyTo(synth);
@@ -125,7 +125,7 @@ public static class Answerer
                 if (Contains(ref chain, chainCount, cname)) return new(kind, false, true);
                 if (chainCount < AddedSets.Capacity) chain[chainCount++] = cname;
                 if (!WriteSet(ref w, cname, owner, DnsSection.Answer)) return new(kind, true, true);
-                ReadOnlySpan<byte> target = cname.Data[0];
+                ReadOnlySpan<byte> target = cname.First;
                 if (hop >= MaxChain || !IsInZone(target, zone)) return new(kind, false, true);
                 target.CopyTo(chase);
                 current = chase[..target.Length];
@@ -161,7 +161,7 @@ public static class Answerer
     {
         var mark = w.GetMark();
         ReadOnlySpan<byte> ownerWire = owner.IsEmpty ? set.Owner.Wire : owner;
-        foreach (var data in set.Data)
+        foreach (var data in set.Rdata)
         {
             if (!w.TryWriteRecord(ownerWire, set.Type, set.Class, set.Ttl, data, section))
             {

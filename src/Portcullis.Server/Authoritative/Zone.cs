@@ -24,13 +24,13 @@ public sealed class Zone
         Soa = soa;
         RecordCount = recordCount;
         Apex = nodes[origin];
-        var soaData = soa.Data[0];
+        var soaData = soa.First;
         int p = 0;
-        for (int i = 0; i < 2; i++) { DnsName.TryMeasureWire(soaData.AsSpan(p), out int len, out _); p += len; }
-        Serial = BinaryPrimitives.ReadUInt32BigEndian(soaData.AsSpan(p));
-        uint minimum = BinaryPrimitives.ReadUInt32BigEndian(soaData.AsSpan(p + 16));
+        for (int i = 0; i < 2; i++) { DnsName.TryMeasureWire(soaData[p..], out int len, out _); p += len; }
+        Serial = BinaryPrimitives.ReadUInt32BigEndian(soaData[p..]);
+        uint minimum = BinaryPrimitives.ReadUInt32BigEndian(soaData[(p + 16)..]);
         // RFC 2308 §3: the TTL of the SOA in a negative answer is min(SOA TTL, SOA MINIMUM).
-        NegativeSoa = new RecordSet(soa.Owner, soa.Type, soa.Class, Math.Min(soa.Ttl, minimum), soa.Data);
+        NegativeSoa = soa.WithTtl(Math.Min(soa.Ttl, minimum));
     }
 
     public DnsName Origin { get; }
