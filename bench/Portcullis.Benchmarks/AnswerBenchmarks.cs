@@ -1,0 +1,60 @@
+using System.Net;
+using System.Text;
+using BenchmarkDotNet.Attributes;
+using Portcullis.Protocol.Messages;
+using Portcullis.Protocol.Names;
+using Portcullis.Protocol.Records;
+using Portcullis.Server.Authoritative;
+using Portcullis.Server.Hosting;
+using Portcullis.Server.Pipeline;
+using Portcullis.Transport;
+
+namespace Portcullis.Benchmarks;
+
+/// <summary>
+/// The whole authoritative query path without sockets: <see cref="QueryProcessor.Process"/> on a
+/// 10,000-name zone, from query bytes to response bytes (header checks, question, EDNS, zone
+/// lookup, answer with compression). Every case must allocate nothing.
+/// </summary>
+[MemoryDiagnoser]
+public class AnswerBenchmarks
+{
+    private QueryProcessor _processor = null!;
+    private byte[] _response = [];
+    private byte[] _exact = [], _nxdomain = [], _wildcard = [], _referral = [], _mx = [];
+    private QueryContextInfo _info;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var text = new StringBuilder("$ORIGIN bench.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ NS ns1\n@ NS ns2\nns1 A 192.0.2.1\nns2 A 192.0.2.2\n*.wild A 192.0.2.9\n");
+        for (int i = 0; i < 10_000; i++)
+        {
+            text.Append($"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n");
+            if (i % 5 == 0) text.Append($"h{i} MX 10 h{i + 1}\n");
+            if (i % 100 == 0) text.Append($"d{i} NS ns.d{i}\nns.d{i} A 192.0.2.{i % 250 + 1}\n");
+        }
+        var zone = ZoneLoader.LoadText(DnsName.Parse("bench.test."), text.ToString(), "bench.test.zone").Zone;
+        _processor = new QueryProcessor(new ZoneCatalog([zone]), new QueryProcessorOptions());
+        _response = new byte[65535];
+        _info = new QueryContextInfo(TransportKind.Udp, new IPEndPoint(IPAddress.Loopback, 5353).Serialize());
+        _exact = Query("h4242.bench.test.", RecordType.A);
+        _nxdomain = Query("nope.h4242.bench.test.", RecordType.A);
+        _wildcard = Query("x.wild.bench.test.", RecordType.A);
+        _referral = Query("www.d4200.bench.test.", RecordType.A);
+        _mx = Query("h4240.bench.test.", RecordType.MX);
+    }
+
+    private static byte[] Query(string name, RecordType type)
+    {
+        var q = DnsMessage.CreateQuery(DnsName.Parse(name), type, id: 4242);
+        q.Edns = new Edns { UdpPayloadSize = 1232 };
+        return q.ToWire();
+    }
+
+    [Benchmark] public int Exact() => _processor.Process(_exact, _response, _info);
+    [Benchmark] public int NxDomain() => _processor.Process(_nxdomain, _response, _info);
+    [Benchmark] public int Wildcard() => _processor.Process(_wildcard, _response, _info);
+    [Benchmark] public int Referral() => _processor.Process(_referral, _response, _info);
+    [Benchmark] public int MxWithAdditional() => _processor.Process(_mx, _response, _info);
+}
