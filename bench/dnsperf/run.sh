@@ -50,6 +50,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# log, wait_quiet: shared with the other harness.
+. "$HERE/../lib.sh"
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-6}
 WARMUP=${WARMUP:-5}
@@ -120,7 +122,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "[$(date +%T)] $*" >&2; }
 
 free_port() {
     # A port free for both UDP and TCP on 127.0.0.1 (the servers listen on both).
@@ -304,25 +305,6 @@ for s in $SERVERS; do
     log "$s answering on 127.0.0.1:${PORT[$s]} (pid ${PID[$s]}, $(tree_pids "${PID[$s]}" | wc -l) process(es), $threads threads, allowed CPUs: $cpus)"
 done
 
-# Waits (at most QUIET_WAIT s, and QUIET_BUDGET s over the whole run) for one second in which the machine is at least 90% idle: our own
-# processes are idle between runs, so what runs then is somebody else's work.
-wait_quiet() {
-    local start=$SECONDS wait=$QUIET_WAIT a b busy total
-    [ "$wait" -gt "$QUIET_BUDGET" ] && wait=$QUIET_BUDGET
-    [ "$wait" -le 0 ] && return 0
-    while [ $((SECONDS - start)) -lt "$wait" ]; do
-        a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
-        sleep 1
-        b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
-        busy=$(( ${b% *} - ${a% *} )); total=$(( ${b#* } - ${a#* } ))
-        if [ $((busy * 10)) -le "$total" ]; then
-            QUIET_BUDGET=$((QUIET_BUDGET - (SECONDS - start)))
-            return 0
-        fi
-    done
-    QUIET_BUDGET=$((QUIET_BUDGET - (SECONDS - start)))
-    log "  (the machine stayed busy for $wait s; measuring anyway)"
-}
 
 # One dnsperf run: appends "mode server round sent completed lost qps latency cpu_s q_per_cpu_s
 # response_octets server_preemptions reconnections client_cpu_busy_percent rcodes"

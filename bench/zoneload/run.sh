@@ -28,6 +28,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# log, wait_quiet: shared with the other harness.
+. "$HERE/../lib.sh"
 RECORDS=${RECORDS:-1000000}
 SMALL=${SMALL:-10}
 ROUNDS=${ROUNDS:-3}
@@ -57,7 +59,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "[$(date +%T)] $*" >&2; }
 
 # TERM, a bounded wait (15 s: NSD and Knot free a big zone on the way out), then KILL.
 stop_server() {
@@ -89,23 +90,6 @@ while True:
 EOF
 }
 
-wait_quiet() {
-    local start=$SECONDS wait=$QUIET_WAIT a b busy total
-    [ "$wait" -gt "$QUIET_BUDGET" ] && wait=$QUIET_BUDGET
-    [ "$wait" -le 0 ] && return 0
-    while [ $((SECONDS - start)) -lt "$wait" ]; do
-        a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
-        sleep 1
-        b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
-        busy=$(( ${b% *} - ${a% *} )); total=$(( ${b#* } - ${a#* } ))
-        if [ $((busy * 10)) -le "$total" ]; then
-            QUIET_BUDGET=$((QUIET_BUDGET - (SECONDS - start)))
-            return 0
-        fi
-    done
-    QUIET_BUDGET=$((QUIET_BUDGET - (SECONDS - start)))
-    log "  (the machine stayed busy for $wait s; measuring anyway)"
-}
 
 # Each start_* writes its configuration into DIR and execs the server (run in the background by start).
 start_knot() {
