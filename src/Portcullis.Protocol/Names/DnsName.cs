@@ -280,17 +280,21 @@ public sealed class DnsName : IEquatable<DnsName>, IComparable<DnsName>
     {
         if (other is null) return 1;
         if (ReferenceEquals(this, other)) return 0;
+        return CompareCanonical(_wire, other._wire);
+    }
+
+    /// <summary>Canonical order (RFC 4034 §6.1) of two uncompressed wire names.</summary>
+    public static int CompareCanonical(ReadOnlySpan<byte> x, ReadOnlySpan<byte> y)
+    {
         Span<int> a = stackalloc int[128];
         Span<int> b = stackalloc int[128];
-        int na = LabelOffsets(_wire, a);
-        int nb = LabelOffsets(other._wire, b);
+        int na = LabelOffsets(x, a);
+        int nb = LabelOffsets(y, b);
         int common = Math.Min(na, nb);
         for (int i = 1; i <= common; i++)
         {
             int oa = a[na - i], ob = b[nb - i];
-            var la = _wire.AsSpan(oa + 1, _wire[oa]);
-            var lb = other._wire.AsSpan(ob + 1, other._wire[ob]);
-            int c = CompareLabel(la, lb);
+            int c = CompareLabel(x.Slice(oa + 1, x[oa]), y.Slice(ob + 1, y[ob]));
             if (c != 0) return c;
         }
         return na.CompareTo(nb);

@@ -64,20 +64,26 @@ public static class ZoneWriter
         return result;
     }
 
-    internal static long TypeRank(ResourceRecord r)
+    internal static long TypeRank(ResourceRecord r) => TypeRank(r.Type, r.Data);
+
+    /// <summary>
+    /// Where an RRset goes among its owner's: SOA, NS, then by type number, each RRSIG right after
+    /// the type it covers. Distinct for every (type, covered type) pair, below 2^18.
+    /// </summary>
+    internal static int TypeRank(RecordType recordType, ReadOnlySpan<byte> data)
     {
-        ushort type = (ushort)r.Type;
+        ushort type = (ushort)recordType;
         int signature = 0;
-        if (r.Type == RecordType.RRSIG && r.Data.Length >= 2)
+        if (recordType == RecordType.RRSIG && data.Length >= 2)
         {
-            type = (ushort)(r.Data[0] << 8 | r.Data[1]);
+            type = (ushort)(data[0] << 8 | data[1]);
             signature = 1;
         }
-        long rank = type switch
+        int rank = type switch
         {
             (ushort)RecordType.SOA => 0,
             (ushort)RecordType.NS => 1,
-            _ => type + 2L,
+            _ => type + 2,
         };
         return rank * 2 + signature;
     }

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
 using Portcullis.Protocol.Wire;
+using Portcullis.Protocol.Zones;
 
 namespace Portcullis.Server.Authoritative;
 
@@ -54,38 +55,37 @@ public static class Answerer
         {
             int n = LabelOffsets(current, offsets);
             int k = zone.Origin.LabelCount;
-            ZoneNode node = zone.Apex;
-            ZoneNode? exact = n == k ? zone.Apex : null;
+            ZoneNode exact = n == k ? zone.Apex : default;
             int ceDepth = k;
-            ZoneNode? dnameNode = null, cutNode = null;
+            ZoneNode dnameNode = default, cutNode = default;
             if (n > k && zone.Apex.Has(NodeFlags.Dname)) dnameNode = zone.Apex;
-            for (int d = k + 1; d <= n && dnameNode is null; d++)
+            for (int d = k + 1; d <= n && !dnameNode.Exists; d++)
             {
                 var found = zone.Find(current[offsets[n - d]..]);
-                if (found is null) break;
-                node = found;
+                if (!found.Exists) break;
                 ceDepth = d;
                 if (found.Has(NodeFlags.Delegation) && !(d == n && qtype == RecordType.DS)) { cutNode = found; break; }
                 if (found.Has(NodeFlags.Dname) && d < n) { dnameNode = found; break; }
                 if (d == n) exact = found;
             }
 
-            if (cutNode is not null)
+            if (cutNode.Exists)
             {
                 // RFC 1034 §4.3.2 step 3b: a referral. After a CNAME the answer keeps its AA.
-                if (!WriteSet(ref w, cutNode.Get(RecordType.NS)!, default, DnsSection.Authority)) truncated = true;
-                else if (!WriteAdditional(ref w, cutNode.Get(RecordType.NS)!, ref added, ref addedCount, mustFit: true)) truncated = true;
+                var ns = cutNode.Get(RecordType.NS);
+                if (!WriteSet(ref w, ns, default, DnsSection.Authority)) truncated = true;
+                else if (!WriteAdditional(ref w, ns, ref added, ref addedCount, mustFit: true)) truncated = true;
                 return new AnswerResult(hop == 0 ? AnswerKind.Referral : kind, truncated, hop > 0);
             }
 
-            if (dnameNode is not null)
+            if (dnameNode.Exists)
             {
-                var dname = dnameNode.Get(RecordType.DNAME)!;
+                var dname = dnameNode.Get(RecordType.DNAME);
                 if (Contains(ref chain, chainCount, dname)) return new(kind, false, true);
-                if (chainCount < AddedSets.Capacity) chain[chainCount++] = dname;
+                if (chainCount < AddedSets.Capacity) chain[chainCount++] = dname.Index;
                 if (!WriteSet(ref w, dname, default, DnsSection.Answer)) return new(kind, true, true);
                 // RFC 6672 §2.2: replace the DNAME owner suffix of the name with the DNAME target.
-                int prefixLength = offsets[n - dnameNode.Name.LabelCount];
+                int prefixLength = offsets[n - dnameNode.LabelCount];
                 ReadOnlySpan<byte> target = dname.First;
                 if (prefixLength + target.Length > DnsName.MaxLength)
                     return new AnswerResult(AnswerKind.NameTooLong, false, true);
@@ -102,14 +102,14 @@ public static class Answerer
             }
 
             scoped ReadOnlySpan<byte> owner = default;   // default: the owner as stored; else a synthesised owner
-            if (exact is null)
+            if (!exact.Exists)
             {
                 // RFC 4592 §3.3.1: the source of synthesis is "*" below the closest encloser.
                 var ceSuffix = current[offsets[n - ceDepth]..];
                 WildcardLabel.CopyTo(synth);
                 ceSuffix.CopyTo(synth[2..]);
                 exact = zone.Find(synth[..(2 + ceSuffix.Length)]);
-                if (exact is null)
+                if (!exact.Exists)
                 {
                     if (!WriteSet(ref w, zone.NegativeSoa, default, DnsSection.Authority)) truncated = true;
                     return new AnswerResult(AnswerKind.NameError, truncated, true);
@@ -121,9 +121,9 @@ public static class Answerer
             // the CNAME itself or for every type (ANY matches the CNAME, RFC 1034 §3.7.1).
             if (exact.Has(NodeFlags.Cname) && qtype is not (RecordType.CNAME or RecordType.ANY))
             {
-                var cname = exact.Get(RecordType.CNAME)!;
+                var cname = exact.Get(RecordType.CNAME);
                 if (Contains(ref chain, chainCount, cname)) return new(kind, false, true);
-                if (chainCount < AddedSets.Capacity) chain[chainCount++] = cname;
+                if (chainCount < AddedSets.Capacity) chain[chainCount++] = cname.Index;
                 if (!WriteSet(ref w, cname, owner, DnsSection.Answer)) return new(kind, true, true);
                 ReadOnlySpan<byte> target = cname.First;
                 if (hop >= MaxChain || !IsInZone(target, zone)) return new(kind, false, true);
@@ -144,7 +144,19 @@ public static class Answerer
                 }
                 if (any) return new(kind, false, true);
             }
-            else if (exact.Get(qtype) is { } answer)
+            else if (qtype == RecordType.RRSIG)
+            {
+                // RRSIGs are held as one set per covered type; the question asks for all of them.
+                bool any = false;
+                foreach (var set in exact.Sets)
+                {
+                    if (set.Type != RecordType.RRSIG) continue;
+                    if (!WriteSet(ref w, set, owner, DnsSection.Answer)) return new(kind, true, true);
+                    any = true;
+                }
+                if (any) return new(kind, false, true);
+            }
+            else if (exact.Get(qtype) is { Exists: true } answer)
             {
                 if (!WriteSet(ref w, answer, owner, DnsSection.Answer)) return new(kind, true, true);
                 WriteAdditional(ref w, answer, ref added, ref addedCount, mustFit: false);
@@ -160,7 +172,7 @@ public static class Answerer
     private static bool WriteSet(ref DnsMessageWriter w, RecordSet set, scoped ReadOnlySpan<byte> owner, DnsSection section)
     {
         var mark = w.GetMark();
-        ReadOnlySpan<byte> ownerWire = owner.IsEmpty ? set.Owner.Wire : owner;
+        ReadOnlySpan<byte> ownerWire = owner.IsEmpty ? set.Owner : owner;
         foreach (var data in set.Rdata)
         {
             if (!w.TryWriteRecord(ownerWire, set.Type, set.Class, set.Ttl, data, section))
@@ -180,14 +192,14 @@ public static class Answerer
         {
             if (Contains(ref added, addedCount, extra)) continue;
             if (!WriteSet(ref w, extra, default, DnsSection.Additional)) { allFit = false; if (mustFit) return false; continue; }
-            if (addedCount < AddedSets.Capacity) added[addedCount++] = extra;
+            if (addedCount < AddedSets.Capacity) added[addedCount++] = extra.Index;
         }
         return allFit || !mustFit;
     }
 
     private static bool Contains(ref AddedSets sets, int count, RecordSet set)
     {
-        for (int i = 0; i < count; i++) if (ReferenceEquals(sets[i], set)) return true;
+        for (int i = 0; i < count; i++) if (sets[i] == set.Index) return true;
         return false;
     }
 
@@ -216,6 +228,6 @@ public static class Answerer
     private struct AddedSets
     {
         public const int Capacity = 16;
-        private RecordSet? _element;
+        private int _element;   // RRset numbers within the zone
     }
 }

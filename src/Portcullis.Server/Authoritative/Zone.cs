@@ -1,61 +1,43 @@
 using System.Buffers.Binary;
-using System.Collections.Frozen;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
+using Portcullis.Protocol.Zones;
 
 namespace Portcullis.Server.Authoritative;
 
 /// <summary>
-/// One authoritative zone, immutable once built: its nodes in a frozen table probed by wire name,
-/// with everything that can be worked out at load (cuts, empty non-terminals, additional-section
-/// targets) worked out then. A reload builds a new Zone and swaps it in.
+/// One authoritative zone as served: its <see cref="ZoneData"/> (flat arrays, immutable, with cuts,
+/// empty non-terminals and additional-section targets worked out at load) and the SOA facts the
+/// answerer needs. A reload builds a new Zone and swaps it in.
 /// </summary>
 public sealed class Zone
 {
-    private readonly FrozenDictionary<DnsName, ZoneNode> _nodes;
-    private readonly FrozenDictionary<DnsName, ZoneNode>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
-
-    internal Zone(DnsName origin, RecordClass @class, FrozenDictionary<DnsName, ZoneNode> nodes, RecordSet soa, int recordCount)
+    public Zone(ZoneData data)
     {
-        Origin = origin;
-        Class = @class;
-        _nodes = nodes;
-        _lookup = nodes.GetAlternateLookup<ReadOnlySpan<byte>>();
-        Soa = soa;
-        RecordCount = recordCount;
-        Apex = nodes[origin];
-        var soaData = soa.First;
-        int p = 0;
-        for (int i = 0; i < 2; i++) { DnsName.TryMeasureWire(soaData[p..], out int len, out _); p += len; }
-        Serial = BinaryPrimitives.ReadUInt32BigEndian(soaData[p..]);
-        uint minimum = BinaryPrimitives.ReadUInt32BigEndian(soaData[(p + 16)..]);
-        // RFC 2308 §3: the TTL of the SOA in a negative answer is min(SOA TTL, SOA MINIMUM).
-        NegativeSoa = soa.WithTtl(Math.Min(soa.Ttl, minimum));
+        Data = data;
+        Soa = data.Apex.Exists ? data.Apex.Get(RecordType.SOA) : default;
+        if (!Soa.Exists || !data.NegativeSoa.Exists)
+            throw new ArgumentException($"zone {data.Origin} has no SOA at its apex", nameof(data));
+        var soaData = Soa.First;
+        Serial = BinaryPrimitives.ReadUInt32BigEndian(soaData[^20..]);
     }
 
-    public DnsName Origin { get; }
-    public RecordClass Class { get; }
-    public ZoneNode Apex { get; }
+    public ZoneData Data { get; }
+    public DnsName Origin => Data.Origin;
+    public RecordClass Class => Data.Class;
+    public ZoneNode Apex => Data.Apex;
     public RecordSet Soa { get; }
-    /// <summary>The SOA as it goes into the authority section of negative answers.</summary>
-    public RecordSet NegativeSoa { get; }
+    /// <summary>The SOA as it goes into the authority section of negative answers (RFC 2308 §3).</summary>
+    public RecordSet NegativeSoa => Data.NegativeSoa;
     public uint Serial { get; }
-    public int RecordCount { get; }
-    public int NodeCount => _nodes.Count;
+    public int RecordCount => Data.RecordCount;
+    public int NodeCount => Data.NodeCount;
 
-    public ZoneNode? Find(ReadOnlySpan<byte> wireName) => _lookup.TryGetValue(wireName, out var node) ? node : null;
+    /// <summary>The node of this wire name, or a node that does not <see cref="ZoneNode.Exists"/>.</summary>
+    public ZoneNode Find(ReadOnlySpan<byte> wireName) => Data.Find(wireName);
 
-    public ZoneNode? Find(DnsName name) => _nodes.GetValueOrDefault(name);
-
-    public IEnumerable<ZoneNode> Nodes => _nodes.Values;
+    public ZoneNode Find(DnsName name) => Data.Find(name.Wire);
 
     /// <summary>Every record, in canonical order (for AXFR and printing).</summary>
-    public IEnumerable<ResourceRecord> Records()
-    {
-        var names = _nodes.Keys.ToArray();
-        Array.Sort(names);
-        foreach (var n in names)
-            foreach (var set in _nodes[n].Sets)
-                foreach (var r in set.ToRecords()) yield return r;
-    }
+    public IEnumerable<ResourceRecord> Records() => Data.CanonicalRecords();
 }

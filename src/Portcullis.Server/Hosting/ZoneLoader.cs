@@ -1,5 +1,5 @@
-using Portcullis.Protocol.Records;
 using Portcullis.Protocol.Names;
+using Portcullis.Protocol.Records;
 using Portcullis.Protocol.ZoneText;
 using Portcullis.Server.Authoritative;
 
@@ -17,7 +17,7 @@ public static class ZoneLoader
     public static LoadedZone Load(DnsName origin, string path)
     {
         using var reader = ZoneReader.Open(path, origin, new ZoneReaderOptions { CollectErrors = true });
-        return Build(origin, reader, path);
+        return Build(origin, reader, path, ZoneChecker.FileSize(path));
     }
 
     public static LoadedZone LoadText(DnsName origin, string text, string fileName)
@@ -26,13 +26,14 @@ public static class ZoneLoader
         return Build(origin, reader, fileName);
     }
 
-    private static LoadedZone Build(DnsName origin, ZoneReader reader, string fileName)
+    private static LoadedZone Build(DnsName origin, ZoneReader reader, string fileName, long textSize = 0)
     {
         ZoneCheckResult checkedZone;
         try
         {
-            // The same checks as `portcullis zone check`, so errors carry file, line and column.
-            checkedZone = ZoneChecker.Check(reader, origin, RecordClass.IN, fileName, canonicalOrder: false);
+            // The same checks as `portcullis zone check`, so errors carry file, line and column; the
+            // check builds the served structure as it goes.
+            checkedZone = ZoneChecker.Check(reader, origin, RecordClass.IN, fileName, textSize);
         }
         catch (IOException e)
         {
@@ -40,9 +41,7 @@ public static class ZoneLoader
         }
         if (!checkedZone.Ok)
             throw new ZoneLoadException(string.Join(Environment.NewLine, checkedZone.Errors.Select(e => e.Line > 0 ? e.Message : $"{fileName}: {e.Problem}")));
-        var builder = new ZoneBuilder(origin);
-        foreach (var record in checkedZone.Records) builder.Add(record);
-        return new LoadedZone(builder.Build(), checkedZone.Warnings.Select(w => w.ToString()).ToArray());
+        return new LoadedZone(new Zone(checkedZone.Data!), checkedZone.Warnings.Select(w => w.ToString()).ToArray());
     }
 }
 

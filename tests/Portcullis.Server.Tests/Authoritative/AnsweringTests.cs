@@ -196,4 +196,18 @@ public sealed class AnsweringTests : IDisposable
         Assert.Equal(Rcode.NoError, r.Rcode);
         Assert.Equal("\"Portcullis test\"", RdataText.Format(RecordType.TXT, Assert.Single(r.Answers).Data));
     }
+
+    [Fact]
+    public void An_rrsig_question_gets_the_signatures_of_every_covered_type()
+    {
+        const string sig = "20300101000000 20200101000000 1 signed.test. AAAA";
+        using var server = new TestServer(("signed.test.",
+            "$TTL 1h\n@ SOA ns1 hostmaster 1 2h 30m 2w 5m\n@ NS ns1\nns1 A 192.0.2.1\n"
+            + $"www A 192.0.2.2\nwww RRSIG A 13 2 3600 {sig}\nwww AAAA 2001:db8::2\nwww RRSIG AAAA 13 2 3600 {sig}\n"));
+        var r = server.Client().Udp("www.signed.test.", RecordType.RRSIG);
+        Assert.Equal(Rcode.NoError, r.Rcode);
+        Assert.Equal(["A", "AAAA"], r.Answers.Select(a => RecordTypes.ToText((RecordType)(a.Data[0] << 8 | a.Data[1]))).Order());
+        var a = server.Client().Udp("www.signed.test.", RecordType.A);
+        Assert.Equal(["www.signed.test. 3600 IN A 192.0.2.2"], Lines(a.Answers));
+    }
 }

@@ -1,0 +1,371 @@
+using System.Buffers.Binary;
+using Portcullis.Protocol.Names;
+using Portcullis.Protocol.Records;
+
+namespace Portcullis.Protocol.Zones;
+
+[Flags]
+public enum NodeFlags : byte
+{
+    None = 0,
+    Apex = 1,
+    /// <summary>NS at a name other than the apex: a zone cut (RFC 1034 §4.2.1).</summary>
+    Delegation = 2,
+    Cname = 4,
+    Dname = 8,
+    /// <summary>Below a zone cut or a DNAME: glue or occluded data, never answered authoritatively.</summary>
+    BelowCut = 16,
+    /// <summary>Exists only because names exist below it (RFC 4592 §2.2.2); it has no RRsets.</summary>
+    EmptyNonTerminal = 32,
+}
+
+/// <summary>
+/// One zone's data, immutable once built, laid out as a handful of flat arrays instead of an object
+/// per name and per RRset: the owner names back to back in one byte array, the nodes and the RRsets
+/// as arrays of small structs, every RDATA packed in one byte array, and an open-addressing hash
+/// table of node numbers probed with the wire bytes of a name. A million-record zone is a dozen
+/// objects, so the garbage collector never walks it, and a lookup touches three or four cache lines.
+/// <see cref="ZoneNode"/> and <see cref="RecordSet"/> are handles (the zone and an index) into it.
+/// Built by <see cref="ZoneCompiler"/>.
+/// </summary>
+public sealed class ZoneData
+{
+    internal struct NodeEntry
+    {
+        public int Name;        // offset of the owner's wire name in _names
+        public int FirstSet;    // its RRsets are _sets[FirstSet .. FirstSet + SetCount)
+        public int SetCount;
+        public byte NameLength;
+        public byte Labels;
+        public NodeFlags Flags;
+    }
+
+    internal struct SetEntry
+    {
+        public int Data;        // offset in _rdata of the records, each a 16-bit length and its octets
+        public int Length;      // bytes of packed records
+        public int Node;
+        public int Extra;       // offset in _extra of the additional-section list (count, then set numbers); 0: none
+        public uint Ttl;
+        public RecordType Type;
+        public ushort Count;
+    }
+
+    /// <summary>A hash-table slot: the name's hash beside the node number, so a probe that misses reads one cache line.</summary>
+    internal struct Bucket
+    {
+        public int Hash;
+        public int Node;        // node number + 1; 0 for an empty slot
+    }
+
+    internal readonly byte[] Names;
+    internal readonly NodeEntry[] Nodes;
+    internal readonly SetEntry[] Sets;
+    internal readonly byte[] Rdata;
+    internal readonly int[] Extra;
+    private readonly Bucket[] _buckets;
+    private readonly int _shift;
+    private readonly int _nodeCount;
+    private readonly int _setCount;    // sets that belong to nodes; the negative SOA, if any, follows them
+
+    internal ZoneData(DnsName origin, RecordClass @class, byte[] names, NodeEntry[] nodes, int nodeCount, SetEntry[] sets, int setCount,
+        byte[] rdata, int[] extra, Bucket[] buckets, int recordCount, int nameCount)
+    {
+        Origin = origin;
+        Class = @class;
+        Names = names;
+        Nodes = nodes;
+        _nodeCount = nodeCount;
+        Sets = sets;
+        _setCount = setCount;
+        Rdata = rdata;
+        Extra = extra;
+        _buckets = buckets;
+        _shift = 32 - System.Numerics.BitOperations.Log2((uint)buckets.Length);
+        RecordCount = recordCount;
+        NameCount = nameCount;
+        Apex = Find(origin.Wire);
+        if (sets.Length > setCount) NegativeSoa = new RecordSet(this, setCount);
+    }
+
+    public DnsName Origin { get; }
+    public RecordClass Class { get; }
+    /// <summary>The node of the origin (missing only in a zone with no records at its apex).</summary>
+    public ZoneNode Apex { get; }
+    /// <summary>Records, duplicates not counted.</summary>
+    public int RecordCount { get; }
+    /// <summary>Owner names with records (empty non-terminals not counted).</summary>
+    public int NameCount { get; }
+    /// <summary>Nodes, empty non-terminals included.</summary>
+    public int NodeCount => _nodeCount;
+
+    /// <summary>The apex SOA with the TTL negative answers give it: min(TTL, MINIMUM) (RFC 2308 §3).</summary>
+    public RecordSet NegativeSoa { get; }
+
+    public ZoneNode this[int node] => (uint)node < (uint)_nodeCount ? new ZoneNode(this, node) : throw new ArgumentOutOfRangeException(nameof(node));
+
+    internal static int BucketOf(int hash, int shift) => (int)((uint)hash * 2654435769u >> shift);
+
+    /// <summary>The node with this uncompressed wire name (any case), or a missing node.</summary>
+    public ZoneNode Find(ReadOnlySpan<byte> wire)
+    {
+        int n = Probe(Names, Nodes, _buckets, _shift, wire, DnsName.HashWire(wire));
+        return n < 0 ? default : new ZoneNode(this, n);
+    }
+
+    /// <summary>Linear probing from the name's Fibonacci-hashed bucket; the node number, or -1.</summary>
+    internal static int Probe(byte[] names, NodeEntry[] nodes, Bucket[] buckets, int shift, ReadOnlySpan<byte> wire, int hash)
+    {
+        int mask = buckets.Length - 1;
+        for (int i = BucketOf(hash, shift); ; i = (i + 1) & mask)
+        {
+            ref readonly var b = ref buckets[i];
+            if (b.Node == 0) return -1;
+            if (b.Hash != hash) continue;
+            ref readonly var e = ref nodes[b.Node - 1];
+            if (e.NameLength == wire.Length && DnsName.EqualsIgnoreCase(names.AsSpan(e.Name, e.NameLength), wire))
+                return b.Node - 1;
+        }
+    }
+
+    public ZoneNode Find(DnsName name) => Find(name.Wire);
+
+    /// <summary>Every record, in canonical order (RFC 4034 §6): names, then types, then RDATA.</summary>
+    public IEnumerable<ResourceRecord> CanonicalRecords()
+    {
+        var order = new int[_nodeCount];
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        Array.Sort(order, (a, b) => DnsName.CompareCanonical(NameOf(a), NameOf(b)));
+        foreach (int n in order)
+        {
+            var node = new ZoneNode(this, n);
+            if (node.Sets.Count == 0) continue;
+            var owner = node.ToName();
+            foreach (var set in node.Sets)
+                foreach (var data in set.ToRdataArrays())
+                    yield return new ResourceRecord(owner, set.Type, Class, set.Ttl, data);
+        }
+    }
+
+    internal ReadOnlySpan<byte> NameOf(int node)
+    {
+        ref readonly var e = ref Nodes[node];
+        return Names.AsSpan(e.Name, e.NameLength);
+    }
+
+    internal int SetCountOfNodes => _setCount;
+}
+
+/// <summary>A node of a <see cref="ZoneData"/>: an owner name (or empty non-terminal) and its RRsets.</summary>
+public readonly struct ZoneNode : IEquatable<ZoneNode>
+{
+    private readonly ZoneData? _zone;
+    private readonly int _index;
+
+    internal ZoneNode(ZoneData zone, int index)
+    {
+        _zone = zone;
+        _index = index;
+    }
+
+    /// <summary>False for the node a failed lookup returns.</summary>
+    public bool Exists => _zone is not null;
+    public int Index => _index;
+
+    private ref readonly ZoneData.NodeEntry Entry => ref _zone!.Nodes[_index];
+
+    /// <summary>The owner name as uncompressed wire bytes, in the case the zone file gave.</summary>
+    public ReadOnlySpan<byte> Name => _zone!.NameOf(_index);
+    public int LabelCount => Entry.Labels;
+    public NodeFlags Flags => Entry.Flags;
+    public bool Has(NodeFlags flag) => (Entry.Flags & flag) != 0;
+    public DnsName ToName() => DnsName.FromWire(Name);
+
+    public SetList Sets
+    {
+        get
+        {
+            ref readonly var e = ref Entry;
+            return new SetList(_zone!, e.FirstSet, e.SetCount);
+        }
+    }
+
+    /// <summary>The RRset of this type (for RRSIG, the first of the per-covered-type sets), or a missing set.</summary>
+    public RecordSet Get(RecordType type)
+    {
+        ref readonly var e = ref Entry;
+        var sets = _zone!.Sets;
+        for (int i = e.FirstSet, end = e.FirstSet + e.SetCount; i < end; i++)
+            if (sets[i].Type == type) return new RecordSet(_zone, i);
+        return default;
+    }
+
+    public bool Equals(ZoneNode other) => ReferenceEquals(_zone, other._zone) && _index == other._index;
+    public override bool Equals(object? obj) => obj is ZoneNode n && Equals(n);
+    public override int GetHashCode() => _index;
+    public override string ToString() => Exists ? ToName().ToString() : "(none)";
+
+    /// <summary>A node's RRsets in canonical type order, enumerated without allocating.</summary>
+    public readonly struct SetList(ZoneData zone, int first, int count)
+    {
+        public int Count => count;
+        public RecordSet this[int i] => (uint)i < (uint)count ? new RecordSet(zone, first + i) : throw new ArgumentOutOfRangeException(nameof(i));
+        public Enumerator GetEnumerator() => new(zone, first, first + count);
+
+        public struct Enumerator(ZoneData zone, int first, int end)
+        {
+            private int _next = first;
+            public RecordSet Current { get; private set; }
+
+            public bool MoveNext()
+            {
+                if (_next >= end) return false;
+                Current = new RecordSet(zone, _next++);
+                return true;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// An RRset of a <see cref="ZoneData"/>: owner, type, one TTL (RFC 2181 §5.2) and the RDATA of its
+/// records (uncompressed, canonical order). RRSIGs form one set per covered type.
+/// </summary>
+public readonly struct RecordSet : IEquatable<RecordSet>
+{
+    private readonly ZoneData? _zone;
+    private readonly int _index;
+
+    internal RecordSet(ZoneData zone, int index)
+    {
+        _zone = zone;
+        _index = index;
+    }
+
+    public bool Exists => _zone is not null;
+    /// <summary>The set's number in its zone: two handles are the same RRset when the numbers are equal.</summary>
+    public int Index => _index;
+
+    private ref readonly ZoneData.SetEntry Entry => ref _zone!.Sets[_index];
+
+    public RecordType Type => Entry.Type;
+    public RecordClass Class => _zone!.Class;
+    public uint Ttl => Entry.Ttl;
+    public int Count => Entry.Count;
+    public ReadOnlySpan<byte> Owner => _zone!.NameOf(Entry.Node);
+    public ZoneNode Node => new(_zone!, Entry.Node);
+
+    private ReadOnlySpan<byte> Packed
+    {
+        get
+        {
+            ref readonly var e = ref Entry;
+            return _zone!.Rdata.AsSpan(e.Data, e.Length);
+        }
+    }
+
+    /// <summary>The RDATA of the first record (the one record of a CNAME, DNAME or SOA).</summary>
+    public ReadOnlySpan<byte> First
+    {
+        get
+        {
+            var packed = Packed;
+            return packed.Slice(2, BinaryPrimitives.ReadUInt16BigEndian(packed));
+        }
+    }
+
+    /// <summary>The RDATA of each record, without allocating: <c>foreach (var rdata in set.Rdata)</c>.</summary>
+    public RdataEnumerator Rdata => new(Packed);
+
+    /// <summary>
+    /// The address RRsets (A, AAAA) of the names this RRset points at (NS, MX, SRV targets), found at
+    /// load so that additional-section processing is a walk over a list.
+    /// </summary>
+    public AdditionalList Additional
+    {
+        get
+        {
+            int at = Entry.Extra;
+            var extra = _zone!.Extra;
+            return new AdditionalList(_zone, extra.AsSpan(at + 1, extra[at]));
+        }
+    }
+
+    public List<byte[]> ToRdataArrays()
+    {
+        var list = new List<byte[]>(Count);
+        foreach (var d in Rdata) list.Add(d.ToArray());
+        return list;
+    }
+
+    public IEnumerable<ResourceRecord> ToRecords()
+    {
+        var owner = DnsName.FromWire(Owner);
+        var list = new List<ResourceRecord>(Count);
+        foreach (var d in Rdata) list.Add(new ResourceRecord(owner, Type, Class, Ttl, d.ToArray()));
+        return list;
+    }
+
+    public bool Equals(RecordSet other) => ReferenceEquals(_zone, other._zone) && _index == other._index;
+    public override bool Equals(object? obj) => obj is RecordSet s && Equals(s);
+    public override int GetHashCode() => _index;
+
+    public ref struct RdataEnumerator
+    {
+        private readonly ReadOnlySpan<byte> _packed;
+        private int _next;
+
+        internal RdataEnumerator(ReadOnlySpan<byte> packed)
+        {
+            _packed = packed;
+            _next = 0;
+            Current = default;
+        }
+
+        public ReadOnlySpan<byte> Current { get; private set; }
+
+        public readonly RdataEnumerator GetEnumerator() => this;
+
+        public bool MoveNext()
+        {
+            if (_next >= _packed.Length) return false;
+            int length = BinaryPrimitives.ReadUInt16BigEndian(_packed[_next..]);
+            Current = _packed.Slice(_next + 2, length);
+            _next += 2 + length;
+            return true;
+        }
+    }
+
+    public readonly ref struct AdditionalList
+    {
+        private readonly ZoneData _zone;
+        private readonly ReadOnlySpan<int> _sets;
+
+        internal AdditionalList(ZoneData zone, ReadOnlySpan<int> sets)
+        {
+            _zone = zone;
+            _sets = sets;
+        }
+
+        public int Count => _sets.Length;
+        public RecordSet this[int i] => new(_zone, _sets[i]);
+        public Enumerator GetEnumerator() => new(_zone, _sets);
+
+        public ref struct Enumerator
+        {
+            private readonly ZoneData _zone;
+            private readonly ReadOnlySpan<int> _sets;
+            private int _next;
+
+            internal Enumerator(ZoneData zone, ReadOnlySpan<int> sets)
+            {
+                _zone = zone;
+                _sets = sets;
+                _next = -1;
+            }
+
+            public readonly RecordSet Current => new(_zone, _sets[_next]);
+            public bool MoveNext() => ++_next < _sets.Length;
+        }
+    }
+}
