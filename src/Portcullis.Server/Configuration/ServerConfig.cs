@@ -23,6 +23,22 @@ public sealed class ServerConfig
     /// <summary>Where `serve` writes its process id, for `portcullis reload` (SIGHUP).</summary>
     public string? PidFile { get; set; }
 
+    /// <summary>Named access control lists, usable by name in the allow-* lists and in other ACLs.</summary>
+    public Dictionary<string, List<string>> Acls { get; set; } = new();
+    /// <summary>Who may query the authoritative zones (default: any).</summary>
+    public List<string> AllowQuery { get; set; } = ["any"];
+    /// <summary>Who may get recursive service (default: this machine and its attached networks; never open by default).</summary>
+    public List<string> AllowRecursion { get; set; } = ["localhost", "localnets"];
+    /// <summary>Who may transfer zones (AXFR/IXFR; default: nobody).</summary>
+    public List<string> AllowTransfer { get; set; } = ["none"];
+    /// <summary>Who may send dynamic updates (default: nobody).</summary>
+    public List<string> AllowUpdate { get; set; } = ["none"];
+    /// <summary>Who may send NOTIFY (default: nobody).</summary>
+    public List<string> AllowNotify { get; set; } = ["none"];
+    public RateLimitConfig RateLimit { get; set; } = new();
+    public ClientLimitConfig ClientLimit { get; set; } = new();
+    public CookiesConfig Cookies { get; set; } = new();
+
     /// <summary>The file this came from, for messages (null when built from flags only).</summary>
     [YamlDotNet.Serialization.YamlIgnore]
     public string? SourceFile { get; set; }
@@ -53,6 +69,60 @@ public sealed class ZoneConfig
 {
     public string Name { get; set; } = "";
     public string File { get; set; } = "";
+    /// <summary>Per-zone access lists; null inherits the server-wide list of the same name.</summary>
+    public List<string>? AllowQuery { get; set; }
+    public List<string>? AllowTransfer { get; set; }
+    public List<string>? AllowUpdate { get; set; }
+    public List<string>? AllowNotify { get; set; }
+}
+
+/// <summary>
+/// Response rate limiting over UDP, in the manner of BIND's rate-limit (on by default here). Rates
+/// are responses per second to one client prefix for one response identity; 0 turns a kind off.
+/// </summary>
+public sealed class RateLimitConfig
+{
+    public int ResponsesPerSecond { get; set; } = 20;
+    public int? NodataPerSecond { get; set; }
+    public int? NxdomainsPerSecond { get; set; }
+    public int? ReferralsPerSecond { get; set; }
+    public int? ErrorsPerSecond { get; set; }
+    public int AllPerSecond { get; set; }
+    public int Window { get; set; } = 15;
+    public int Slip { get; set; } = 2;
+    public int Ipv4PrefixLength { get; set; } = 24;
+    public int Ipv6PrefixLength { get; set; } = 56;
+    public int MaxTableSize { get; set; } = 65536;
+    public bool LogOnly { get; set; }
+    /// <summary>Clients never rate-limited (default: loopback, which cannot be spoofed from the network).</summary>
+    public List<string> ExemptClients { get; set; } = ["loopback"];
+}
+
+/// <summary>
+/// Per-client query rate limit with temporary blocks (dnsdist's dynamic blocks), UDP only: a client
+/// prefix averaging more than queries-per-second over window seconds is dropped for block seconds.
+/// </summary>
+public sealed class ClientLimitConfig
+{
+    public int QueriesPerSecond { get; set; } = 1000;
+    public int Window { get; set; } = 10;
+    public int Block { get; set; } = 60;
+    public int Ipv4PrefixLength { get; set; } = 32;
+    public int Ipv6PrefixLength { get; set; } = 64;
+    public int MaxTableSize { get; set; } = 65536;
+    public List<string> ExemptClients { get; set; } = ["loopback"];
+}
+
+/// <summary>DNS cookies (RFC 7873, server cookies as RFC 9018): on by default.</summary>
+public sealed class CookiesConfig
+{
+    public bool Enabled { get; set; } = true;
+    /// <summary>128-bit secret in hex, shared by the servers of an anycast set; random at start when unset.</summary>
+    public string? Secret { get; set; }
+    /// <summary>The previous secret, still accepted (for a rotation across a fleet).</summary>
+    public string? PreviousSecret { get; set; }
+    /// <summary>Over UDP, answer cookie-bearing queries without a valid server cookie with BADCOOKIE (BIND's require-server-cookie).</summary>
+    public bool Require { get; set; }
 }
 
 public sealed class LimitsConfig

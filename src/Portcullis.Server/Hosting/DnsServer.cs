@@ -5,6 +5,7 @@ using Portcullis.Protocol.Names;
 using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
 using Portcullis.Server.Pipeline;
+using Portcullis.Server.Security;
 using Portcullis.Transport;
 
 namespace Portcullis.Server.Hosting;
@@ -33,8 +34,14 @@ public sealed class DnsServer : IDisposable
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger("Portcullis.Server");
         _reloadConfig = reloadConfig;
-        Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config));
+        _events = new SecurityEvents(loggerFactory.CreateLogger("Portcullis.Security"));
+        Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config), new SecurityCounters(Meter), _events);
     }
+
+    /// <summary>The server's instruments (System.Diagnostics.Metrics), for dotnet-counters and exporters.</summary>
+    public static readonly System.Diagnostics.Metrics.Meter Meter = new("Portcullis");
+
+    private readonly SecurityEvents _events;
 
     public QueryProcessor Processor { get; }
 
@@ -74,6 +81,7 @@ public sealed class DnsServer : IDisposable
                 _udp.Add(UdpListeners.Create(bound, Processor, udpLogger, _config.Limits.UdpMaxResponse, reusePort: true));
             _tcp.Add(new Transport.TcpListener(bound, Processor, _loggerFactory.CreateLogger("Portcullis.Transport.Tcp"), limits));
         }
+        WarnIfOpen(Processor.Options.Security);
         foreach (var u in _udp) u.Start();
         foreach (var t in _tcp) t.Start();
         foreach (var z in zones) _logger.LogInformation("zone {Zone} loaded: serial {Serial}, {Records} records", z.Origin, z.Serial, z.RecordCount);
@@ -97,6 +105,7 @@ public sealed class DnsServer : IDisposable
                         _logger.LogWarning("listen addresses changed in the configuration: a restart is needed to apply them");
                     _config = fresh;
                     Processor.Options = QueryProcessorOptions.From(fresh);
+                    WarnIfOpen(Processor.Options.Security);
                 }
                 catch (Exception e) when (e is ConfigException or IOException)
                 {
@@ -169,6 +178,16 @@ public sealed class DnsServer : IDisposable
         return (loaded.Zone, ZoneStamp.Of(zc.File));
     }
 
+    /// <summary>A loud warning when allow-recursion admits the Internet: an open resolver is a reflector.</summary>
+    private void WarnIfOpen(SecurityPolicy policy)
+    {
+        var open = policy.OpenRecursionSamples();
+        if (open.Count > 0)
+            _logger.LogWarning("OPEN RESOLVER: allow-recursion ({Acl}) admits addresses anywhere on the Internet (e.g. {Sample}); "
+                + "anyone can use this server to amplify attacks. Limit allow-recursion to your own networks.",
+                policy.Recursion.Description, open[0]);
+    }
+
     private static TcpLimits TcpLimitsFrom(ServerConfig c) => new()
     {
         IdleTimeout = ServerConfig.ParseDuration(c.Limits.TcpIdleTimeout),
@@ -182,6 +201,7 @@ public sealed class DnsServer : IDisposable
         foreach (var t in _tcp) t.Dispose();
         _udp.Clear();
         _tcp.Clear();
+        _events.Dispose();
     }
 
     /// <summary>What tells a zone file changed: its modification time and size.</summary>

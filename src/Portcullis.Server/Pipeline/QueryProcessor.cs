@@ -6,6 +6,7 @@ using Portcullis.Protocol.Records;
 using Portcullis.Protocol.Wire;
 using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
+using Portcullis.Server.Security;
 using Portcullis.Transport;
 
 namespace Portcullis.Server.Pipeline;
@@ -14,14 +15,17 @@ namespace Portcullis.Server.Pipeline;
 public sealed class QueryProcessorOptions
 {
     public int UdpMaxResponse { get; init; } = 1232;
+    /// <summary>The compiled access lists.</summary>
+    public SecurityPolicy Security { get; init; } = SecurityPolicy.Default;
     /// <summary>TXT answers to CHAOS queries; null entries are REFUSED.</summary>
     public byte[]? ChaosVersion { get; init; }
     public byte[]? ChaosHostname { get; init; }
     public byte[]? ChaosServerId { get; init; }
 
-    public static QueryProcessorOptions From(ServerConfig c) => new()
+    public static QueryProcessorOptions From(ServerConfig c, LocalNetworks? local = null) => new()
     {
         UdpMaxResponse = c.Limits.UdpMaxResponse,
+        Security = SecurityPolicy.From(c, local ?? LocalNetworks.FromSystem()),
         ChaosVersion = Txt(c.Chaos.Version),
         ChaosHostname = Txt(c.Chaos.Hostname),
         ChaosServerId = Txt(c.Chaos.ServerId),
@@ -48,12 +52,19 @@ public sealed class QueryProcessor : IQueryProcessor
 
     private volatile ZoneCatalog _catalog;
     private volatile QueryProcessorOptions _options;
+    private readonly SecurityCounters _counters;
+    private readonly SecurityEvents? _events;
 
-    public QueryProcessor(ZoneCatalog catalog, QueryProcessorOptions options)
+    public QueryProcessor(ZoneCatalog catalog, QueryProcessorOptions options, SecurityCounters? counters = null, SecurityEvents? events = null)
     {
         _catalog = catalog;
         _options = options;
+        _counters = counters ?? new SecurityCounters();
+        _events = events;
     }
+
+    /// <summary>Refusals, limits and drops by reason.</summary>
+    public SecurityCounters Counters => _counters;
 
     /// <summary>The zones served; setting it swaps the snapshot atomically.</summary>
     public ZoneCatalog Catalog { get => _catalog; set => _catalog = value; }
@@ -68,23 +79,32 @@ public sealed class QueryProcessor : IQueryProcessor
         if (q.IsResponse) return 0;
 
         var options = _options;
+        var policy = options.Security;
         var h = new DnsHeader { Id = q.Id, IsResponse = true, Opcode = q.Opcode, RecursionDesired = q.RecursionDesired, CheckingDisabled = q.CheckingDisabled };
         bool tcp = info.Transport == TransportKind.Tcp;
+        Span<byte> clientBytes = stackalloc byte[16];
+        var client = clientBytes[..ClientAddress.Get(info.Client, clientBytes)];
 
         Span<byte> qname = stackalloc byte[DnsName.MaxLength];
         int qnameLength = 0;
         RecordType qtype = default;
         RecordClass qclass = default;
         bool haveQuestion = q.QuestionCount == 1 && reader.TryReadQuestion(qname, out qnameLength, out qtype, out qclass);
+        bool update = q.Opcode is Opcode.Update or Opcode.Notify;
+        int small = tcp ? 65535 : 512;
 
-        if (q.Opcode != Opcode.Query)
-            return Respond(response, h, haveQuestion, qname[..qnameLength], qtype, qclass, Rcode.NotImp, default, tcp ? 65535 : 512);
-        if (!haveQuestion || q.AnswerCount != 0 || q.AuthorityCount != 0)
-            return Respond(response, h, haveQuestion, qname[..qnameLength], qtype, qclass, Rcode.FormErr, default, tcp ? 65535 : 512);
+        if (q.Opcode != Opcode.Query && !update)
+            return Respond(response, h, haveQuestion, qname[..qnameLength], qtype, qclass, Rcode.NotImp, default, small);
+        if (!haveQuestion || (!update && (q.AnswerCount != 0 || q.AuthorityCount != 0)))
+            return Respond(response, h, haveQuestion, qname[..qnameLength], qtype, qclass, Rcode.FormErr, default, small);
+        // UPDATE carries prerequisites and updates (RFC 2136 §2), NOTIFY may carry an answer
+        // (RFC 1996 §3.7): step over them to the additional section.
+        if (update && !SkipRecords(ref reader, q.AnswerCount + q.AuthorityCount))
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.FormErr, default, small);
 
         var edns = ReadEdns(ref reader, q.AdditionalCount);
         if (edns.Malformed)
-            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.FormErr, default, tcp ? 65535 : 512);
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.FormErr, default, small);
 
         int maxSize = tcp ? 65535 : edns.Present ? Math.Clamp((int)edns.PayloadSize, 512, options.UdpMaxResponse) : 512;
         maxSize = Math.Min(maxSize, response.Length);
@@ -93,6 +113,8 @@ public sealed class QueryProcessor : IQueryProcessor
         // RFC 6891 §6.1.3: an EDNS version we do not implement gets BADVERS (and our version, 0).
         if (edns.Present && edns.Version != 0)
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.BadVers, reply, maxSize);
+
+        if (update) return AnswerUpdateOrNotify(response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, client, policy);
 
         // Meta-types: OPT, TSIG, TKEY cannot be asked for; MAILA/MAILB are obsolete.
         if (qtype is RecordType.OPT or RecordType.TSIG or RecordType.TKEY)
@@ -106,9 +128,34 @@ public sealed class QueryProcessor : IQueryProcessor
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
 
         var zone = _catalog.FindZone(qname[..qnameLength], forDs: qtype == RecordType.DS);
-        // Zone transfers are refused until replication allows them (nobody by default).
-        if (zone is null || qtype is RecordType.AXFR or RecordType.IXFR)
+        if (zone is null)
+        {
+            // Not ours. There is no resolver yet, so every such query is refused; the Extended DNS
+            // Error tells a client outside allow-recursion that it is prohibited (RFC 8914 §4.19),
+            // and one inside that this server is not authoritative (§4.21).
+            bool recursionAllowed = policy.Recursion.Allows(client);
+            _counters.Count(recursionAllowed ? SecurityReason.NotAuthoritative : SecurityReason.RecursionRefused);
+            reply.Ede = recursionAllowed ? EdeNotAuthoritative : EdeProhibited;
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
+        }
+        var access = policy.For(zone);
+        if (qtype is RecordType.AXFR or RecordType.IXFR)
+        {
+            if (!access.Transfer.Allows(client))
+            {
+                _counters.Count(SecurityReason.TransferRefused);
+                _events?.Report(SecurityEventKind.TransferRefused, client, zone);
+                reply.Ede = EdeProhibited;
+            }
+            else reply.Ede = EdeNotSupported;   // zone transfers come with replication
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
+        }
+        if (!access.Query.Allows(client))
+        {
+            _counters.Count(SecurityReason.QueryRefused);
+            reply.Ede = EdeProhibited;
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
+        }
 
         int optSpace = reply.Size;
         var w = new DnsMessageWriter(response[..(maxSize - optSpace)]);
@@ -125,6 +172,38 @@ public sealed class QueryProcessor : IQueryProcessor
         };
         int length = w.Finish();
         return AppendOpt(response, length, reply, 0);
+    }
+
+    /// <summary>
+    /// UPDATE (RFC 2136) and NOTIFY (RFC 1996): the question names the zone. Only a zone we serve,
+    /// by its apex, and only from clients its allow-update / allow-notify admits; those that pass
+    /// get NOTIMP until replication implements them.
+    /// </summary>
+    private int AnswerUpdateOrNotify(Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass,
+        EdnsReply reply, int maxSize, ReadOnlySpan<byte> client, SecurityPolicy policy)
+    {
+        bool isUpdate = h.Opcode == Opcode.Update;
+        var zone = _catalog.FindZone(qname);
+        if (zone is null || !DnsName.EqualsIgnoreCase(zone.Origin.Wire, qname))
+            // RFC 2136 §3.1.1: not a zone we are authoritative for.
+            return Respond(response, h, true, qname, qtype, qclass, isUpdate ? Rcode.NotAuth : Rcode.Refused, reply, maxSize);
+        var access = policy.For(zone);
+        if (!(isUpdate ? access.Update : access.Notify).Allows(client))
+        {
+            _counters.Count(isUpdate ? SecurityReason.UpdateRefused : SecurityReason.NotifyRefused);
+            _events?.Report(isUpdate ? SecurityEventKind.UpdateRefused : SecurityEventKind.NotifyRefused, client, zone);
+            reply.Ede = EdeProhibited;
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.Refused, reply, maxSize);
+        }
+        return Respond(response, h, true, qname, qtype, qclass, Rcode.NotImp, reply, maxSize);
+    }
+
+    private static bool SkipRecords(ref DnsMessageReader reader, int count)
+    {
+        Span<byte> name = stackalloc byte[DnsName.MaxLength];
+        for (int i = 0; i < count; i++)
+            if (!reader.TryReadRecordHeader(name, out _, out _, out _, out _, out _, out _)) return false;
+        return true;
     }
 
     private int AnswerChaos(Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype, EdnsReply reply, int maxSize, QueryProcessorOptions options)
@@ -173,9 +252,21 @@ public sealed class QueryProcessor : IQueryProcessor
         return AppendOpt(response, w.Finish(), reply, (int)rcode >> 4);
     }
 
-    private readonly record struct EdnsReply(bool Present, bool DnssecOk, int KeepaliveMs)
+    private const int EdeProhibited = 18;          // RFC 8914 §4.19
+    private const int EdeNotAuthoritative = 20;    // RFC 8914 §4.21
+    private const int EdeNotSupported = 21;        // RFC 8914 §4.22
+    private const int EdeOptionSize = 6;           // code, length, INFO-CODE; no EXTRA-TEXT
+
+    /// <summary>What our OPT record carries: present when the query had EDNS, DO echoed, keepalive, an Extended DNS Error.</summary>
+    private struct EdnsReply(bool present, bool dnssecOk, int keepaliveMs)
     {
-        public int Size => !Present ? 0 : OptRecordSize + (KeepaliveMs >= 0 ? KeepaliveOptionSize : 0);
+        public readonly bool Present = present;
+        public readonly bool DnssecOk = dnssecOk;
+        public readonly int KeepaliveMs = keepaliveMs;
+        /// <summary>RFC 8914 INFO-CODE, or -1 for none.</summary>
+        public int Ede = -1;
+
+        public readonly int Size => !Present ? 0 : OptRecordSize + (KeepaliveMs >= 0 ? KeepaliveOptionSize : 0) + (Ede >= 0 ? EdeOptionSize : 0);
     }
 
     /// <summary>
@@ -199,6 +290,14 @@ public sealed class QueryProcessor : IQueryProcessor
             BinaryPrimitives.WriteUInt16BigEndian(opt[13..], 2);
             BinaryPrimitives.WriteUInt16BigEndian(opt[15..], (ushort)Math.Min(65535, reply.KeepaliveMs / 100));
             rdlength = KeepaliveOptionSize;
+        }
+        if (reply.Ede >= 0)
+        {
+            var ede = opt[(11 + rdlength)..];
+            BinaryPrimitives.WriteUInt16BigEndian(ede, (ushort)EdnsOptionCode.ExtendedDnsError);
+            BinaryPrimitives.WriteUInt16BigEndian(ede[2..], 2);
+            BinaryPrimitives.WriteUInt16BigEndian(ede[4..], (ushort)reply.Ede);
+            rdlength += EdeOptionSize;
         }
         BinaryPrimitives.WriteUInt16BigEndian(opt[9..], (ushort)rdlength);
         // One more record in the additional section.

@@ -7,8 +7,11 @@ using Portcullis.Protocol.Records;
 
 namespace Portcullis.Server.Tests.Support;
 
-/// <summary>A small stub client over real sockets, with a bounded wait for every answer.</summary>
-public sealed class DnsTestClient(IPEndPoint server)
+/// <summary>
+/// A small stub client over real sockets, with a bounded wait for every answer. With a
+/// <paramref name="source"/> address (127.0.0.x) its sockets bind to it, so one test can play several clients.
+/// </summary>
+public sealed class DnsTestClient(IPEndPoint server, IPAddress? source = null)
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
     private static int _id = 1;
@@ -30,6 +33,7 @@ public sealed class DnsTestClient(IPEndPoint server)
     {
         using var socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         socket.ReceiveTimeout = (int)Timeout.TotalMilliseconds;
+        Bind(socket);
         socket.Connect(server);
         socket.Send(query);
         var buffer = new byte[65535];
@@ -41,6 +45,7 @@ public sealed class DnsTestClient(IPEndPoint server)
     public bool UdpGetsNoAnswer(byte[] query, TimeSpan wait)
     {
         using var socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        Bind(socket);
         socket.Connect(server);
         socket.Send(query);
         return !socket.Poll(wait, SelectMode.SelectRead);
@@ -60,8 +65,23 @@ public sealed class DnsTestClient(IPEndPoint server)
             ReceiveTimeout = (int)Timeout.TotalMilliseconds,
             SendTimeout = (int)Timeout.TotalMilliseconds,
         };
+        Bind(socket);
         socket.Connect(server);
         return socket;
+    }
+
+    /// <summary>A UDP socket bound to the source address (if any), connected to the server, for floods.</summary>
+    public Socket UdpSocket()
+    {
+        var socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        Bind(socket);
+        socket.Connect(server);
+        return socket;
+    }
+
+    private void Bind(Socket socket)
+    {
+        if (source is not null) socket.Bind(new IPEndPoint(source, 0));
     }
 
     public static void Send(Socket socket, byte[] message)

@@ -16,6 +16,9 @@ public sealed class TestServer : IDisposable
     public TestServer(params (string Origin, string Text)[] zones) : this(null, zones) { }
 
     public TestServer(Action<ServerConfig>? configure, params (string Origin, string Text)[] zones)
+        : this(configure, NullLoggerFactory.Instance, zones) { }
+
+    public TestServer(Action<ServerConfig>? configure, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, params (string Origin, string Text)[] zones)
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("portcullis-test-").FullName;
         // Each server gets its own 127.0.0.x (and a free port), so tests never collide.
@@ -29,7 +32,7 @@ public sealed class TestServer : IDisposable
             Config.Zones.Add(new ZoneConfig { Name = origin, File = file });
         }
         configure?.Invoke(Config);
-        Server = new DnsServer(Config, NullLoggerFactory.Instance);
+        Server = new DnsServer(Config, loggerFactory);
         Server.Start();
         EndPoint = Server.UdpEndPoints[0];
     }
@@ -43,6 +46,9 @@ public sealed class TestServer : IDisposable
     public IPEndPoint EndPoint { get; }
 
     public DnsTestClient Client() => new(EndPoint);
+
+    /// <summary>A client whose queries come from <paramref name="source"/> (a 127.0.0.x address).</summary>
+    public DnsTestClient ClientFrom(string source) => new(EndPoint, IPAddress.Parse(source));
 
     public string ZoneFile(string origin) => Path.Combine(Directory, origin.TrimEnd('.') + ".zone");
 
