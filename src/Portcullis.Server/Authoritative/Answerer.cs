@@ -21,7 +21,8 @@ public enum AnswerKind : byte
     NameTooLong,
 }
 
-public readonly record struct AnswerResult(AnswerKind Kind, bool Truncated, bool Authoritative);
+/// <summary>What was answered; for a referral, <paramref name="Cut"/> is the delegation point.</summary>
+public readonly record struct AnswerResult(AnswerKind Kind, bool Truncated, bool Authoritative, ZoneNode Cut = default);
 
 /// <summary>
 /// Answers a question from one zone by the algorithm of RFC 1034 §4.3.2 with its later
@@ -75,7 +76,7 @@ public static class Answerer
                 var ns = cutNode.Get(RecordType.NS);
                 if (!WriteSet(ref w, ns, default, DnsSection.Authority)) truncated = true;
                 else if (!WriteAdditional(ref w, ns, ref added, ref addedCount, mustFit: true)) truncated = true;
-                return new AnswerResult(hop == 0 ? AnswerKind.Referral : kind, truncated, hop > 0);
+                return new AnswerResult(hop == 0 ? AnswerKind.Referral : kind, truncated, hop > 0, cutNode);
             }
 
             if (dnameNode.Exists)

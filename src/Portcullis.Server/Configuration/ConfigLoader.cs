@@ -95,19 +95,19 @@ public static class ConfigLoader
         if (config.Limits.TcpMaxConnectionsPerClient < 1)
             throw new ConfigException($"{where}: limits: tcp-max-connections-per-client must be at least 1", "tcp-max-connections-per-client");
         var rl = config.RateLimit;
-        Range(where, "rate-limit: responses-per-second", rl.ResponsesPerSecond, 0, 1_000_000);
-        Range(where, "rate-limit: nodata-per-second", rl.NodataPerSecond ?? 0, 0, 1_000_000);
-        Range(where, "rate-limit: nxdomains-per-second", rl.NxdomainsPerSecond ?? 0, 0, 1_000_000);
-        Range(where, "rate-limit: referrals-per-second", rl.ReferralsPerSecond ?? 0, 0, 1_000_000);
-        Range(where, "rate-limit: errors-per-second", rl.ErrorsPerSecond ?? 0, 0, 1_000_000);
-        Range(where, "rate-limit: all-per-second", rl.AllPerSecond, 0, 1_000_000);
+        Range(where, "rate-limit: responses-per-second", rl.ResponsesPerSecond, 0, 1000);
+        Range(where, "rate-limit: nodata-per-second", rl.NodataPerSecond ?? 0, 0, 1000);
+        Range(where, "rate-limit: nxdomains-per-second", rl.NxdomainsPerSecond ?? 0, 0, 1000);
+        Range(where, "rate-limit: referrals-per-second", rl.ReferralsPerSecond ?? 0, 0, 1000);
+        Range(where, "rate-limit: errors-per-second", rl.ErrorsPerSecond ?? 0, 0, 1000);
+        Range(where, "rate-limit: all-per-second", rl.AllPerSecond, 0, 1000);
         Range(where, "rate-limit: window", rl.Window, 1, 3600);
         Range(where, "rate-limit: slip", rl.Slip, 0, 10);
         Range(where, "rate-limit: ipv4-prefix-length", rl.Ipv4PrefixLength, 0, 32);
         Range(where, "rate-limit: ipv6-prefix-length", rl.Ipv6PrefixLength, 0, 128);
         Range(where, "rate-limit: max-table-size", rl.MaxTableSize, 16, 1 << 24);
         var cl = config.ClientLimit;
-        Range(where, "client-limit: queries-per-second", cl.QueriesPerSecond, 0, 10_000_000);
+        Range(where, "client-limit: queries-per-second", cl.QueriesPerSecond, 0, 1_000_000);
         Range(where, "client-limit: window", cl.Window, 1, 3600);
         Range(where, "client-limit: block", cl.Block, 1, 86400);
         Range(where, "client-limit: ipv4-prefix-length", cl.Ipv4PrefixLength, 0, 32);
@@ -116,6 +116,8 @@ public static class ConfigLoader
         foreach (var (key, value) in new[] { ("secret", config.Cookies.Secret), ("previous-secret", config.Cookies.PreviousSecret) })
             if (value is not null && (value.Length != 32 || !value.All(Uri.IsHexDigit)))
                 throw new ConfigException($"{where}: cookies: {key} must be 32 hexadecimal digits (128 bits)", value);
+        if ((long)cl.QueriesPerSecond * cl.Window > 2_000_000)
+            throw new ConfigException($"{where}: client-limit: queries-per-second times window must be at most 2,000,000", "queries-per-second");
         // The access lists compile here so that their errors point into the file.
         try { Security.SecurityPolicy.From(config, Security.LocalNetworks.FromSystem()); }
         catch (ConfigException e) { throw new ConfigException($"{where}: {e.Message}", e.Scalar); }

@@ -104,7 +104,7 @@ public sealed class DnsServer : IDisposable
                     if (!fresh.Listen.SequenceEqual(_config.Listen))
                         _logger.LogWarning("listen addresses changed in the configuration: a restart is needed to apply them");
                     _config = fresh;
-                    Processor.Options = QueryProcessorOptions.From(fresh);
+                    Processor.Options = QueryProcessorOptions.From(fresh, previous: Processor.Options);
                     WarnIfOpen(Processor.Options.Security);
                 }
                 catch (Exception e) when (e is ConfigException or IOException)

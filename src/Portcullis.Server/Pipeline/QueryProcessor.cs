@@ -1,9 +1,12 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 using Portcullis.Protocol.Messages;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
 using Portcullis.Protocol.Wire;
+using Portcullis.Protocol.Zones;
 using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
 using Portcullis.Server.Security;
@@ -17,18 +20,74 @@ public sealed class QueryProcessorOptions
     public int UdpMaxResponse { get; init; } = 1232;
     /// <summary>The compiled access lists.</summary>
     public SecurityPolicy Security { get; init; } = SecurityPolicy.Default;
+    /// <summary>Server cookies (RFC 7873, RFC 9018), or null when cookies are off.</summary>
+    public CookieAuthority? Cookies { get; init; }
+    /// <summary>The cookie secret was made at start (none configured).</summary>
+    public bool RandomCookieSecret { get; init; }
+    /// <summary>BADCOOKIE over UDP for cookie-bearing queries without a valid server cookie.</summary>
+    public bool RequireCookies { get; init; }
+    /// <summary>Response rate limiting, or null when every rate is 0. Its table lives as long as its settings.</summary>
+    public ResponseRateLimiter? Rrl { get; init; }
+    /// <summary>Per-client query limit with temporary blocks, or null when off.</summary>
+    public ClientRateLimiter? ClientLimiter { get; init; }
     /// <summary>TXT answers to CHAOS queries; null entries are REFUSED.</summary>
     public byte[]? ChaosVersion { get; init; }
     public byte[]? ChaosHostname { get; init; }
     public byte[]? ChaosServerId { get; init; }
 
-    public static QueryProcessorOptions From(ServerConfig c, LocalNetworks? local = null) => new()
+    public static QueryProcessorOptions From(ServerConfig c, LocalNetworks? local = null, QueryProcessorOptions? previous = null) => new()
     {
+        Rrl = RrlSettingsFrom(c.RateLimit) is { } rrl
+            ? previous?.Rrl?.Settings == rrl ? previous.Rrl : new ResponseRateLimiter(rrl)
+            : null,
+        ClientLimiter = ClientLimitSettingsFrom(c.ClientLimit) is { } cl
+            ? previous?.ClientLimiter?.Settings == cl ? previous.ClientLimiter : new ClientRateLimiter(cl)
+            : null,
         UdpMaxResponse = c.Limits.UdpMaxResponse,
         Security = SecurityPolicy.From(c, local ?? LocalNetworks.FromSystem()),
+        Cookies = !c.Cookies.Enabled ? null
+            : c.Cookies.Secret is { } secret ? new CookieAuthority(Convert.FromHexString(secret),
+                c.Cookies.PreviousSecret is { } previousSecret ? Convert.FromHexString(previousSecret) : default)
+            // A random secret (none configured) lives as long as the process, across reloads.
+            : previous?.Cookies is { } kept && previous.RandomCookieSecret ? kept : CookieAuthority.CreateRandom(),
+        RandomCookieSecret = c.Cookies.Enabled && c.Cookies.Secret is null,
+        RequireCookies = c.Cookies.Enabled && c.Cookies.Require,
         ChaosVersion = Txt(c.Chaos.Version),
         ChaosHostname = Txt(c.Chaos.Hostname),
         ChaosServerId = Txt(c.Chaos.ServerId),
+    };
+
+    /// <summary>The RRL settings of the configuration, or null when no kind of response is limited.</summary>
+    public static RrlSettings? RrlSettingsFrom(RateLimitConfig r)
+    {
+        var settings = new RrlSettings
+        {
+            ResponsesPerSecond = r.ResponsesPerSecond,
+            NoDataPerSecond = r.NodataPerSecond,
+            NxdomainsPerSecond = r.NxdomainsPerSecond,
+            ReferralsPerSecond = r.ReferralsPerSecond,
+            ErrorsPerSecond = r.ErrorsPerSecond,
+            AllPerSecond = r.AllPerSecond,
+            Window = r.Window,
+            Slip = r.Slip,
+            Ipv4PrefixLength = r.Ipv4PrefixLength,
+            Ipv6PrefixLength = r.Ipv6PrefixLength,
+            TableSize = r.MaxTableSize,
+            LogOnly = r.LogOnly,
+        };
+        bool any = settings.AllPerSecond > 0;
+        foreach (var kind in Enum.GetValues<ResponseKind>()) any |= settings.RateFor(kind) > 0;
+        return any ? settings : null;
+    }
+
+    public static ClientLimitSettings? ClientLimitSettingsFrom(ClientLimitConfig c) => c.QueriesPerSecond <= 0 ? null : new ClientLimitSettings
+    {
+        QueriesPerSecond = c.QueriesPerSecond,
+        Window = c.Window,
+        BlockSeconds = c.Block,
+        Ipv4PrefixLength = c.Ipv4PrefixLength,
+        Ipv6PrefixLength = c.Ipv6PrefixLength,
+        TableSize = c.MaxTableSize,
     };
 
     private static byte[]? Txt(string? s)
@@ -73,6 +132,96 @@ public sealed class QueryProcessor : IQueryProcessor
 
     public int Process(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info)
     {
+        var options = _options;
+        bool udp = info.Transport == TransportKind.Udp;
+        Span<byte> clientBytes = stackalloc byte[16];
+        var client = clientBytes[..ClientAddress.Get(info.Client, clientBytes)];
+
+        // Dynamic blocks (dnsdist's): a UDP source above its query rate is dropped for a while,
+        // before any parsing. TCP sources cannot be spoofed and have connection limits instead.
+        if (udp && options.ClientLimiter is { } limiter && !client.IsEmpty && !options.Security.ClientLimitExempt.Allows(client)
+            && !limiter.Admit(client, Environment.TickCount64, out bool newlyBlocked))
+        {
+            _counters.Count(SecurityReason.ClientBlockedQuery);
+            if (newlyBlocked)
+            {
+                _counters.Count(SecurityReason.ClientBlockStarted);
+                _events?.Report(SecurityEventKind.ClientBlocked, client);
+            }
+            return 0;
+        }
+
+        var outcome = new Outcome();
+        int length = Answer(query, response, info, client, ref outcome);
+
+        // Response rate limiting (BIND's RRL) over UDP only, and never for a client that proved its
+        // address with a valid server cookie (RFC 7873 §5.3) or is exempt.
+        if (length <= 0 || !udp || outcome.ValidCookie || options.Rrl is not { } rrl || client.IsEmpty
+            || options.Security.RrlExempt.Allows(client))
+            return length;
+        var kind = outcome.Error ? ResponseKind.Error : outcome.Kind switch
+        {
+            AnswerKind.Answer => ResponseKind.Answer,
+            AnswerKind.NoData => ResponseKind.NoData,
+            AnswerKind.NameError => ResponseKind.NXDomain,
+            AnswerKind.Referral => ResponseKind.Referral,
+            _ => ResponseKind.Error,
+        };
+        // The identity BIND uses: the query name, the zone for NXDOMAIN (so random names under one
+        // zone share one account), the delegation point for referrals.
+        ReadOnlySpan<byte> identity = kind switch
+        {
+            ResponseKind.NXDomain => outcome.Zone!.Origin.Wire,
+            ResponseKind.Referral when outcome.Cut.Exists => outcome.Cut.Name,
+            ResponseKind.Error => default,
+            _ => response.Slice(DnsHeader.Size, outcome.QnameLength),
+        };
+        var decision = rrl.Check(client, kind, identity, (ushort)outcome.QType, (ushort)outcome.QClass, Environment.TickCount64, out bool newlyLimited);
+        if (newlyLimited)
+        {
+            _counters.Count(SecurityReason.RrlLimitedEpisode);
+            _events?.Report(rrl.Settings.LogOnly ? SecurityEventKind.RrlLogOnly : SecurityEventKind.RrlLimited, client);
+        }
+        switch (decision)
+        {
+            case RateDecision.Drop:
+                _counters.Count(SecurityReason.RrlDropped);
+                return 0;
+            case RateDecision.Slip:
+                _counters.Count(SecurityReason.RrlSlipped);
+                return Slip(response, outcome.QnameLength);
+            default:
+                return length;
+        }
+    }
+
+    /// <summary>
+    /// Turns a written response into BIND's "slip": the header and question only, TC=1, so that a
+    /// real client behind a rate-limited address retries over TCP while a reflection victim gets
+    /// a packet no larger than the query.
+    /// </summary>
+    private static int Slip(Span<byte> response, int qnameLength)
+    {
+        response[2] |= 0x02;                                   // TC
+        response.Slice(6, 6).Clear();                          // ANCOUNT, NSCOUNT, ARCOUNT
+        return DnsHeader.Size + qnameLength + 4;
+    }
+
+    /// <summary>What the answer was, for the response rate limiter after it.</summary>
+    private struct Outcome
+    {
+        public bool ValidCookie;
+        public int QnameLength;
+        public RecordType QType;
+        public RecordClass QClass;
+        public Zone? Zone;
+        public AnswerKind Kind;
+        public bool Error;
+        public ZoneNode Cut;
+    }
+
+    private int Answer(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info, ReadOnlySpan<byte> client, ref Outcome outcome)
+    {
         // Admission on the 12-octet header: too short, or a response, is dropped unanswered.
         if (!DnsMessageReader.TryCreate(query, out var reader)) return 0;
         var q = reader.Header;
@@ -82,8 +231,6 @@ public sealed class QueryProcessor : IQueryProcessor
         var policy = options.Security;
         var h = new DnsHeader { Id = q.Id, IsResponse = true, Opcode = q.Opcode, RecursionDesired = q.RecursionDesired, CheckingDisabled = q.CheckingDisabled };
         bool tcp = info.Transport == TransportKind.Tcp;
-        Span<byte> clientBytes = stackalloc byte[16];
-        var client = clientBytes[..ClientAddress.Get(info.Client, clientBytes)];
 
         Span<byte> qname = stackalloc byte[DnsName.MaxLength];
         int qnameLength = 0;
@@ -92,6 +239,10 @@ public sealed class QueryProcessor : IQueryProcessor
         bool haveQuestion = q.QuestionCount == 1 && reader.TryReadQuestion(qname, out qnameLength, out qtype, out qclass);
         bool update = q.Opcode is Opcode.Update or Opcode.Notify;
         int small = tcp ? 65535 : 512;
+        outcome.Error = true;   // until an answer from a zone says otherwise
+        outcome.QnameLength = qnameLength;
+        outcome.QType = qtype;
+        outcome.QClass = qclass;
 
         if (q.Opcode != Opcode.Query && !update)
             return Respond(response, h, haveQuestion, qname[..qnameLength], qtype, qclass, Rcode.NotImp, default, small);
@@ -108,7 +259,35 @@ public sealed class QueryProcessor : IQueryProcessor
 
         int maxSize = tcp ? 65535 : edns.Present ? Math.Clamp((int)edns.PayloadSize, 512, options.UdpMaxResponse) : 512;
         maxSize = Math.Min(maxSize, response.Length);
-        var reply = new EdnsReply(edns.Present, edns.DnssecOk, tcp && edns.Keepalive ? info.TcpIdleTimeoutMs : -1);
+        scoped var reply = new EdnsReply(edns.Present, edns.DnssecOk, tcp && edns.Keepalive ? info.TcpIdleTimeoutMs : -1);
+
+        // DNS cookies (RFC 7873 §5.2): answer a client cookie with ours; a malformed one is FORMERR;
+        // with cookies required, a UDP query without a valid server cookie gets BADCOOKIE and a
+        // fresh cookie to retry with (§5.2.3), and no answer data to amplify.
+        Span<byte> cookieOut = stackalloc byte[CookieAuthority.ClientCookieLength + CookieAuthority.ServerCookieLength];
+        var cookieStatus = CookieStatus.Malformed;
+        bool cookieSeen = false;
+        if (edns.CookieOffset >= 0 && options.Cookies is { } cookies && !client.IsEmpty)
+        {
+            cookieSeen = true;
+            var cookieData = query.Slice(edns.CookieOffset, edns.CookieLength);
+            uint now = (uint)DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            cookieStatus = cookies.Check(cookieData, client, now);
+            if (cookieStatus == CookieStatus.Malformed)
+            {
+                _counters.Count(SecurityReason.CookieMalformed);
+                return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.FormErr, reply, maxSize);
+            }
+            cookieData[..CookieAuthority.ClientCookieLength].CopyTo(cookieOut);
+            cookies.WriteServerCookie(cookieOut[CookieAuthority.ClientCookieLength..], cookieData[..CookieAuthority.ClientCookieLength], client, now);
+            reply.Cookie = cookieOut;
+            if (options.RequireCookies && !tcp && cookieStatus is CookieStatus.ClientOnly or CookieStatus.BadServerCookie)
+            {
+                _counters.Count(SecurityReason.BadCookie);
+                return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.BadCookie, reply, maxSize);
+            }
+        }
+        outcome.ValidCookie = cookieSeen && cookieStatus is CookieStatus.Valid or CookieStatus.ValidNeedsRefresh;
 
         // RFC 6891 §6.1.3: an EDNS version we do not implement gets BADVERS (and our version, 0).
         if (edns.Present && edns.Version != 0)
@@ -171,6 +350,10 @@ public sealed class QueryProcessor : IQueryProcessor
             _ => (byte)Rcode.NoError,
         };
         int length = w.Finish();
+        outcome.Error = false;
+        outcome.Zone = zone;
+        outcome.Kind = result.Kind;
+        outcome.Cut = result.Cut;
         return AppendOpt(response, length, reply, 0);
     }
 
@@ -257,16 +440,21 @@ public sealed class QueryProcessor : IQueryProcessor
     private const int EdeNotSupported = 21;        // RFC 8914 §4.22
     private const int EdeOptionSize = 6;           // code, length, INFO-CODE; no EXTRA-TEXT
 
-    /// <summary>What our OPT record carries: present when the query had EDNS, DO echoed, keepalive, an Extended DNS Error.</summary>
-    private struct EdnsReply(bool present, bool dnssecOk, int keepaliveMs)
+    /// <summary>
+    /// What our OPT record carries: present when the query had EDNS, DO echoed, keepalive, an
+    /// Extended DNS Error, and the COOKIE to return (client cookie and our server cookie).
+    /// </summary>
+    private ref struct EdnsReply(bool present, bool dnssecOk, int keepaliveMs)
     {
         public readonly bool Present = present;
         public readonly bool DnssecOk = dnssecOk;
         public readonly int KeepaliveMs = keepaliveMs;
         /// <summary>RFC 8914 INFO-CODE, or -1 for none.</summary>
         public int Ede = -1;
+        public ReadOnlySpan<byte> Cookie;
 
-        public readonly int Size => !Present ? 0 : OptRecordSize + (KeepaliveMs >= 0 ? KeepaliveOptionSize : 0) + (Ede >= 0 ? EdeOptionSize : 0);
+        public readonly int Size => !Present ? 0 : OptRecordSize + (KeepaliveMs >= 0 ? KeepaliveOptionSize : 0) + (Ede >= 0 ? EdeOptionSize : 0)
+            + (Cookie.IsEmpty ? 0 : 4 + Cookie.Length);
     }
 
     /// <summary>
@@ -291,6 +479,14 @@ public sealed class QueryProcessor : IQueryProcessor
             BinaryPrimitives.WriteUInt16BigEndian(opt[15..], (ushort)Math.Min(65535, reply.KeepaliveMs / 100));
             rdlength = KeepaliveOptionSize;
         }
+        if (!reply.Cookie.IsEmpty)
+        {
+            var cookie = opt[(11 + rdlength)..];
+            BinaryPrimitives.WriteUInt16BigEndian(cookie, (ushort)EdnsOptionCode.Cookie);
+            BinaryPrimitives.WriteUInt16BigEndian(cookie[2..], (ushort)reply.Cookie.Length);
+            reply.Cookie.CopyTo(cookie[4..]);
+            rdlength += 4 + reply.Cookie.Length;
+        }
         if (reply.Ede >= 0)
         {
             var ede = opt[(11 + rdlength)..];
@@ -310,12 +506,14 @@ public sealed class QueryProcessor : IQueryProcessor
         public bool Present, Malformed, DnssecOk, Keepalive;
         public byte Version;
         public ushort PayloadSize;
+        /// <summary>Where the COOKIE option's data is in the query (RFC 7873 §4), or -1.</summary>
+        public int CookieOffset, CookieLength;
     }
 
     /// <summary>Finds the OPT record among the additional records (RFC 6891 §6.1.1): at most one, owned by the root.</summary>
     private static EdnsQuery ReadEdns(ref DnsMessageReader reader, int additional)
     {
-        var e = new EdnsQuery();
+        var e = new EdnsQuery { CookieOffset = -1 };
         Span<byte> name = stackalloc byte[DnsName.MaxLength];
         for (int i = 0; i < additional; i++)
         {
@@ -341,7 +539,15 @@ public sealed class QueryProcessor : IQueryProcessor
                 return e;
             }
             foreach (var option in new EdnsOptionEnumerator(options))
+            {
                 if (option.Code == EdnsOptionCode.TcpKeepalive) e.Keepalive = true;
+                else if (option.Code == EdnsOptionCode.Cookie && e.CookieOffset < 0)
+                {
+                    // The option's data lies inside the message; keep its place, not a copy.
+                    e.CookieOffset = rdOffset + (int)Unsafe.ByteOffset(ref MemoryMarshal.GetReference(options), ref MemoryMarshal.GetReference(option.Data));
+                    e.CookieLength = option.Data.Length;
+                }
+            }
         }
         return e;
     }

@@ -21,7 +21,8 @@ public enum SecurityReason
     NotifyRefused,
     RrlDropped,
     RrlSlipped,
-    RrlLogOnly,
+    /// <summary>An account (client prefix and response identity) that started being limited (or would, in log-only mode).</summary>
+    RrlLimitedEpisode,
     ClientBlockedQuery,
     ClientBlockStarted,
     CookieMalformed,
@@ -38,7 +39,7 @@ public sealed class SecurityCounters
     public static readonly string[] Names =
     [
         "query-refused", "recursion-refused", "not-authoritative", "transfer-refused", "update-refused", "notify-refused",
-        "rrl-dropped", "rrl-slipped", "rrl-log-only", "client-blocked-query", "client-block-started", "cookie-malformed", "bad-cookie",
+        "rrl-dropped", "rrl-slipped", "rrl-limited-episode", "client-blocked-query", "client-block-started", "cookie-malformed", "bad-cookie",
     ];
 
     // One cache line per counter, so that workers counting different reasons do not contend.
