@@ -9,7 +9,7 @@ namespace Portcullis.Testing;
 public sealed record PeerZone(string Origin, string File);
 
 /// <summary>
-/// A real authoritative server from Debian (knotd or nsd) serving the given zone files on
+/// A real authoritative server from Debian (knotd, nsd or named) serving the given zone files on
 /// 127.0.0.1 and a free port, with its configuration, run directory and state in a temporary
 /// directory of its own. The constructor returns once every zone's SOA is answered
 /// authoritatively; Dispose kills the server and removes the directory.
@@ -31,7 +31,7 @@ public abstract class PeerServer : IDisposable
         EndPoint = new IPEndPoint(IPAddress.Loopback, Port);
     }
 
-    /// <summary>"knot" or "nsd".</summary>
+    /// <summary>"knot", "nsd" or "bind".</summary>
     public string Name { get; }
     public IReadOnlyList<PeerZone> Zones { get; }
     public string Directory { get; }
@@ -212,6 +212,74 @@ public sealed class NsdPeer : PeerServer
             """);
         foreach (var zone in Zones)
             text.Append($"zone:\n    name: {zone.Origin.TrimEnd('.')}\n    zonefile: \"{LocalFile(zone)}\"\n");
+        return text.ToString();
+    }
+}
+
+/// <summary>
+/// BIND 9 (<c>named -g</c>: foreground, log to stderr) as a primary for the given zones, with its
+/// configuration, pid file, session key and managed-keys files in its own directory. The caller
+/// may add text to the <c>options</c> block, e.g. a <c>rate-limit { ... };</c> statement or
+/// <c>require-server-cookie yes;</c>.
+/// </summary>
+/// <remarks>
+/// named listens only on addresses configured on an interface, so it is always 127.0.0.1 with a
+/// port of its own; clients may still use any 127.0.0.x source. The rndc command channel is off
+/// (<c>controls { };</c>): by default every instance would try to bind 127.0.0.1#953. Debian's
+/// named 9.18 starts and serves as root without <c>-u</c> (checked here), and as any other user it
+/// needs no privilege on a high port, so no user switch is passed; everything it writes is in
+/// <see cref="PeerServer.Directory"/>, which its user owns.
+/// </remarks>
+public sealed class BindPeer : PeerServer
+{
+    public BindPeer(IReadOnlyList<PeerZone> zones, string? extraOptions = null, int? port = null) : base(Installed("bind"), zones, port)
+    {
+        ExtraOptions = extraOptions ?? "";
+        string config = Path.Combine(Directory, "named.conf");
+        File.WriteAllText(config, Configuration());
+        // "running" alone also matches the start-up line "running on Linux ...": wait for the
+        // zones and for "all zones loaded", then for answers (the base class).
+        Start(Executable, ["-g", "-c", config],
+            [.. zones.Select(z => $"zone {z.Origin.TrimEnd('.')}/IN: loaded serial"), "all zones loaded"]);
+    }
+
+    /// <summary>The text added to the options block.</summary>
+    public string ExtraOptions { get; }
+
+    /// <summary>Debian installs named in /usr/sbin, which is not on every user's PATH.</summary>
+    private static string Executable => File.Exists("/usr/sbin/named") ? "/usr/sbin/named" : "named";
+
+    /// <summary>Fails before the base class makes a directory when named is missing: the daemon is
+    /// in Debian's bind9 package, not in bind9-utils or bind9-dnsutils.</summary>
+    private static string Installed(string name)
+    {
+        bool onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Any(dir => File.Exists(Path.Combine(dir, "named")));
+        if (!File.Exists("/usr/sbin/named") && !onPath)
+            throw new InvalidOperationException("named is not installed: the BIND comparison tests need Debian's bind9 package (apt-get install bind9, with policy-rc.d preventing it from starting).");
+        return name;
+    }
+
+    private string Configuration()
+    {
+        var text = new StringBuilder($$"""
+            options {
+                directory "{{Directory}}";
+                listen-on port {{Port}} { 127.0.0.1; };
+                listen-on-v6 { none; };
+                pid-file "{{Directory}}/named.pid";
+                session-keyfile "{{Directory}}/session.key";
+                managed-keys-directory "{{Directory}}";
+                recursion no;
+                allow-query { any; };
+                dnssec-validation no;
+            {{ExtraOptions}}
+            };
+            controls { };
+
+            """);
+        foreach (var zone in Zones)
+            text.Append($"zone \"{zone.Origin.TrimEnd('.')}\" {{ type primary; file \"{LocalFile(zone)}\"; }};\n");
         return text.ToString();
     }
 }
