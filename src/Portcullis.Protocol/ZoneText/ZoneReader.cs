@@ -34,6 +34,8 @@ public sealed class ZoneReader : IDisposable
         public required string Directory;
         public required DnsName Origin;
         public DnsName? LastOwner;
+        /// <summary>The text LastOwner was parsed from (relative to the same origin), to skip parsing it again.</summary>
+        public string? LastOwnerText;
         /// <summary>The owner was cleared by $ORIGIN or by an $INCLUDE with an origin.</summary>
         public bool OwnerClearedByOrigin;
     }
@@ -381,7 +383,16 @@ public sealed class ZoneReader : IDisposable
         {
             var t = tokens[0];
             if (t.Quoted) throw Error(source, t, $"expected an owner name, found the quoted string \"{t.Text}\"");
-            owner = t.Text == "@" ? source.Origin : ParseName(source, t, source.Origin, "owner name");
+            // Zone files repeat an owner on consecutive lines ("www A", "www AAAA"): the same text
+            // under the same origin is the same name, so the parsed name (and its identity, which
+            // the zone compiler uses to skip hashing) is reused.
+            if (source.LastOwner is not null && string.Equals(t.Text, source.LastOwnerText, StringComparison.Ordinal))
+                owner = source.LastOwner;
+            else
+            {
+                owner = t.Text == "@" ? source.Origin : ParseName(source, t, source.Origin, "owner name");
+                source.LastOwnerText = t.Text;
+            }
             source.LastOwner = owner;
             i = 1;
         }
