@@ -18,6 +18,8 @@
 #   SERVERS ["knot nsd portcullis"]  SERVER_CPU [0] taskset -c list for the servers ("0,1": both cores)
 #   CLIENT_CPU [1]  TIMEOUT [120] seconds a server may take to answer  SETTLE [2] seconds between the
 #   first answer and the memory reading
+#   BUILD [r2r]  how Portcullis is compiled: jit (plain IL, tiered JIT), r2r (ReadyToRun: precompiled,
+#             still tiered), aot (Native AOT, if it builds)
 #   PORTCULLIS_PUBLISH  an existing `dotnet publish` directory (skips the build)
 #   PORTCULLIS_REF  build this commit (git archive into the temporary directory) instead of the
 #             working tree
@@ -41,6 +43,7 @@ SETTLE=${SETTLE:-2}
 QUIET_WAIT=${QUIET_WAIT:-10}
 QUIET_BUDGET=${QUIET_BUDGET:-60}
 KEEP=${KEEP:-0}
+BUILD=${BUILD:-r2r}
 ORIGIN=load.test
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -144,7 +147,9 @@ EOF
 
 start_portcullis() {
     local port=$1 zone=$2 dir=$3
-    exec taskset -c "$SERVER_CPU" dotnet "$PUBLISH/portcullis.dll" serve --listen "127.0.0.1:$port" \
+    local cmd=(dotnet "$PUBLISH/portcullis.dll")
+    [ "$BUILD" = aot ] && cmd=("$PUBLISH/portcullis")
+    exec taskset -c "$SERVER_CPU" "${cmd[@]}" serve --listen "127.0.0.1:$port" \
         --zone "$ORIGIN=$zone" --log-level warning "${WORKERS[@]}"
 }
 
@@ -190,12 +195,21 @@ else
     else
         log "building Portcullis from the working tree (Release; HEAD is $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)) into $PUBLISH"
     fi
-    dotnet publish "$SOURCE/src/Portcullis" -c Release -o "$PUBLISH" --artifacts-path "$WORK/artifacts" \
+    case "$BUILD" in
+        jit) FLAGS=() ;;
+        r2r) FLAGS=(-r linux-x64 --self-contained false -p:PublishReadyToRun=true) ;;
+        aot) FLAGS=(-r linux-x64 -p:PublishAot=true -p:TreatWarningsAsErrors=false) ;;
+        *) echo "zoneload: BUILD must be jit, r2r or aot" >&2; exit 2 ;;
+    esac
+    log "build: $BUILD"
+    dotnet publish "$SOURCE/src/Portcullis" -c Release -o "$PUBLISH" --artifacts-path "$WORK/artifacts" "${FLAGS[@]}" \
         -nologo -v quiet >"$WORK/publish.log" 2>&1 || { cat "$WORK/publish.log" >&2; exit 1; }
 fi
 # One UDP worker, as Knot and NSD get one (builds before --udp-workers had one anyway).
 WORKERS=()
-if dotnet "$PUBLISH/portcullis.dll" serve --help 2>/dev/null | grep -q -- --udp-workers; then WORKERS=(--udp-workers 1); fi
+HELP_CMD=(dotnet "$PUBLISH/portcullis.dll")
+[ "$BUILD" = aot ] && HELP_CMD=("$PUBLISH/portcullis")
+if "${HELP_CMD[@]}" serve --help 2>/dev/null | grep -q -- --udp-workers; then WORKERS=(--udp-workers 1); fi
 log "generating the zones: $RECORDS and $SMALL records"
 "$PY" "$HERE/tools.py" gen "$WORK/big.zone" "$RECORDS" "$ORIGIN" >"$WORK/big.target"
 "$PY" "$HERE/tools.py" gen "$WORK/small.zone" "$SMALL" "$ORIGIN" >"$WORK/small.target"
