@@ -21,8 +21,11 @@ public enum AnswerKind : byte
     NameTooLong,
 }
 
-/// <summary>What was answered; for a referral, <paramref name="Cut"/> is the delegation point.</summary>
-public readonly record struct AnswerResult(AnswerKind Kind, bool Truncated, bool Authoritative, ZoneNode Cut = default);
+/// <summary>
+/// What was answered; for a referral, <paramref name="Cut"/> is the delegation point; for an answer
+/// synthesised from a wildcard (RFC 4592) at the first step, <paramref name="Wildcard"/> is its node.
+/// </summary>
+public readonly record struct AnswerResult(AnswerKind Kind, bool Truncated, bool Authoritative, ZoneNode Cut = default, ZoneNode Wildcard = default);
 
 /// <summary>
 /// Answers a question from one zone by the algorithm of RFC 1034 §4.3.2 with its later
@@ -51,6 +54,7 @@ public static class Answerer
         scoped ReadOnlySpan<byte> current = qname;
         bool truncated = false;
         var kind = AnswerKind.Answer;
+        ZoneNode wildcard = default;
 
         for (int hop = 0; ; hop++)
         {
@@ -110,6 +114,7 @@ public static class Answerer
                 WildcardLabel.CopyTo(synth);
                 ceSuffix.CopyTo(synth[2..]);
                 exact = zone.Find(synth[..(2 + ceSuffix.Length)]);
+                if (hop == 0) wildcard = exact;
                 if (!exact.Exists)
                 {
                     if (!WriteSet(ref w, zone.NegativeSoa, default, DnsSection.Authority)) truncated = true;
@@ -123,11 +128,11 @@ public static class Answerer
             if (exact.Has(NodeFlags.Cname) && qtype is not (RecordType.CNAME or RecordType.ANY))
             {
                 var cname = exact.Get(RecordType.CNAME);
-                if (Contains(ref chain, chainCount, cname)) return new(kind, false, true);
+                if (Contains(ref chain, chainCount, cname)) return new(kind, false, true, default, wildcard);
                 if (chainCount < AddedSets.Capacity) chain[chainCount++] = cname.Index;
-                if (!WriteSet(ref w, cname, owner, DnsSection.Answer)) return new(kind, true, true);
+                if (!WriteSet(ref w, cname, owner, DnsSection.Answer)) return new(kind, true, true, default, wildcard);
                 ReadOnlySpan<byte> target = cname.First;
-                if (hop >= MaxChain || !IsInZone(target, zone)) return new(kind, false, true);
+                if (hop >= MaxChain || !IsInZone(target, zone)) return new(kind, false, true, default, wildcard);
                 target.CopyTo(chase);
                 current = chase[..target.Length];
                 continue;
@@ -138,12 +143,12 @@ public static class Answerer
                 bool any = false;
                 foreach (var set in exact.Sets)
                 {
-                    if (!WriteSet(ref w, set, owner, DnsSection.Answer)) return new(kind, true, true);
+                    if (!WriteSet(ref w, set, owner, DnsSection.Answer)) return new(kind, true, true, default, wildcard);
                     any = true;
                     // RFC 8482 §4.2: over UDP one RRset is enough.
                     if (minimalAny) break;
                 }
-                if (any) return new(kind, false, true);
+                if (any) return new(kind, false, true, default, wildcard);
             }
             else if (qtype == RecordType.RRSIG)
             {
@@ -152,20 +157,20 @@ public static class Answerer
                 foreach (var set in exact.Sets)
                 {
                     if (set.Type != RecordType.RRSIG) continue;
-                    if (!WriteSet(ref w, set, owner, DnsSection.Answer)) return new(kind, true, true);
+                    if (!WriteSet(ref w, set, owner, DnsSection.Answer)) return new(kind, true, true, default, wildcard);
                     any = true;
                 }
-                if (any) return new(kind, false, true);
+                if (any) return new(kind, false, true, default, wildcard);
             }
             else if (exact.Get(qtype) is { Exists: true } answer)
             {
-                if (!WriteSet(ref w, answer, owner, DnsSection.Answer)) return new(kind, true, true);
+                if (!WriteSet(ref w, answer, owner, DnsSection.Answer)) return new(kind, true, true, default, wildcard);
                 WriteAdditional(ref w, answer, ref added, ref addedCount, mustFit: false);
-                return new(kind, false, true);
+                return new(kind, false, true, default, wildcard);
             }
 
             if (!WriteSet(ref w, zone.NegativeSoa, default, DnsSection.Authority)) truncated = true;
-            return new AnswerResult(hop == 0 ? AnswerKind.NoData : kind, truncated, true);
+            return new AnswerResult(hop == 0 ? AnswerKind.NoData : kind, truncated, true, default, wildcard);
         }
     }
 

@@ -174,6 +174,9 @@ public sealed class QueryProcessor : IQueryProcessor
             ResponseKind.NXDomain => outcome.Zone!.Origin.Wire,
             ResponseKind.Referral when outcome.Cut.Exists => outcome.Cut.Name,
             ResponseKind.Error => default,
+            // Answers synthesised from one wildcard share its account, so random names under it
+            // cannot dodge the limit (BIND's "*.zone" identity).
+            ResponseKind.Answer or ResponseKind.NoData when outcome.Wildcard.Exists => outcome.Wildcard.Name,
             _ => response.Slice(DnsHeader.Size, outcome.QnameLength),
         };
         var decision = rrl.Check(client, kind, identity, (ushort)outcome.QType, (ushort)outcome.QClass, Environment.TickCount64, out bool newlyLimited);
@@ -189,22 +192,31 @@ public sealed class QueryProcessor : IQueryProcessor
                 return 0;
             case RateDecision.Slip:
                 _counters.Count(SecurityReason.RrlSlipped);
-                return Slip(response, outcome.QnameLength);
+                return Slip(response, ref outcome);
             default:
                 return length;
         }
     }
 
     /// <summary>
-    /// Turns a written response into BIND's "slip": the header and question only, TC=1, so that a
-    /// real client behind a rate-limited address retries over TCP while a reflection victim gets
-    /// a packet no larger than the query.
+    /// Turns a written response into BIND's "slip": the header and question only (and an OPT record
+    /// when the query had EDNS). A client that sent a cookie gets BADCOOKIE with a fresh server
+    /// cookie, to retry over UDP with it and pass the limiter (RFC 7873 §5.3); any other gets TC=1,
+    /// to retry over TCP. A reflection victim gets a packet hardly larger than the query.
     /// </summary>
-    private static int Slip(Span<byte> response, int qnameLength)
+    private int Slip(Span<byte> response, ref Outcome o)
     {
-        response[2] |= 0x02;                                   // TC
         response.Slice(6, 6).Clear();                          // ANCOUNT, NSCOUNT, ARCOUNT
-        return DnsHeader.Size + qnameLength + 4;
+        int length = DnsHeader.Size + o.QnameLength + 4;
+        if (o.HasCookie)
+        {
+            response[2] &= 0xF9;                               // neither AA nor TC
+            response[3] = (byte)((response[3] & 0xF0) | ((int)Rcode.BadCookie & 0xF));
+            var reply = new EdnsReply(true, o.DnssecOk, -1) { Cookie = o.Cookie };
+            return AppendOpt(response, length, reply, (int)Rcode.BadCookie >> 4);
+        }
+        response[2] |= 0x02;                                   // TC
+        return o.Edns ? AppendOpt(response, length, new EdnsReply(true, o.DnssecOk, -1), 0) : length;
     }
 
     /// <summary>What the answer was, for the response rate limiter after it.</summary>
@@ -218,7 +230,14 @@ public sealed class QueryProcessor : IQueryProcessor
         public AnswerKind Kind;
         public bool Error;
         public ZoneNode Cut;
+        public ZoneNode Wildcard;
+        public bool Edns, DnssecOk, HasCookie;
+        /// <summary>The COOKIE the response carries (client cookie and fresh server cookie), for a slip.</summary>
+        public CookieBytes Cookie;
     }
+
+    [InlineArray(CookieAuthority.ClientCookieLength + CookieAuthority.ServerCookieLength)]
+    private struct CookieBytes { private byte _b; }
 
     private int Answer(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info, ReadOnlySpan<byte> client, ref Outcome outcome)
     {
@@ -260,6 +279,8 @@ public sealed class QueryProcessor : IQueryProcessor
         int maxSize = tcp ? 65535 : edns.Present ? Math.Clamp((int)edns.PayloadSize, 512, options.UdpMaxResponse) : 512;
         maxSize = Math.Min(maxSize, response.Length);
         scoped var reply = new EdnsReply(edns.Present, edns.DnssecOk, tcp && edns.Keepalive ? info.TcpIdleTimeoutMs : -1);
+        outcome.Edns = edns.Present;
+        outcome.DnssecOk = edns.DnssecOk;
 
         // DNS cookies (RFC 7873 §5.2): answer a client cookie with ours; a malformed one is FORMERR;
         // with cookies required, a UDP query without a valid server cookie gets BADCOOKIE and a
@@ -281,6 +302,8 @@ public sealed class QueryProcessor : IQueryProcessor
             cookieData[..CookieAuthority.ClientCookieLength].CopyTo(cookieOut);
             cookies.WriteServerCookie(cookieOut[CookieAuthority.ClientCookieLength..], cookieData[..CookieAuthority.ClientCookieLength], client, now);
             reply.Cookie = cookieOut;
+            outcome.HasCookie = true;
+            cookieOut.CopyTo(outcome.Cookie);
             if (options.RequireCookies && !tcp && cookieStatus is CookieStatus.ClientOnly or CookieStatus.BadServerCookie)
             {
                 _counters.Count(SecurityReason.BadCookie);
@@ -354,6 +377,7 @@ public sealed class QueryProcessor : IQueryProcessor
         outcome.Zone = zone;
         outcome.Kind = result.Kind;
         outcome.Cut = result.Cut;
+        outcome.Wildcard = result.Wildcard;
         return AppendOpt(response, length, reply, 0);
     }
 
