@@ -23,12 +23,15 @@
 #   ROUNDS [5]  DURATION [6] seconds per dnsperf run  WARMUP [5] seconds per server before round 1
 #   CLIENTS [4] dnsperf -c  OUTSTANDING [100] dnsperf -q  QUERIES [100000] lines in the query file
 #   FIXED_QPS ["20000 60000"] offered loads of the fixed-load pass, one run per load and server
-#             ("" skips it)  FIXED_DURATION [$DURATION]
+#             ("" skips it)  FIXED_DURATION [$DURATION]  FIXED_ROUNDS [1] interleaved rounds of
+#             each fixed load (the table gives medians and, from 2 rounds, the per-round ratios)
 #   NSD_MINIMAL [yes] NSD's minimal-responses: NSD alone adds the apex NS and their addresses to
 #             every positive answer by default; "yes" makes its responses like Knot's and Portcullis's
 #   SERVERS ["knot nsd portcullis"]  SERVER_CPU [0]  CLIENT_CPU [1]
 #   COMPARE [2000] queries from the mix sent with dig to every server to compare answers (0 skips)
 #   PORTCULLIS_PUBLISH  an existing `dotnet publish` directory (skips the build)
+#   BASELINE_PUBLISH  a second Portcullis (a `dotnet publish` directory) to run beside the first as
+#             the server "baseline" (add it to SERVERS): before/after in one run, interleaved
 #   PORTCULLIS_REF  build this commit (exported with `git archive` into the temporary directory)
 #             instead of the working tree, so that a figure belongs to a known commit
 #   QUIET_WAIT [10] before each run, wait up to this many seconds for a second in which the machine
@@ -61,6 +64,7 @@ QUERIES=${QUERIES:-100000}
 FIXED_QPS=${FIXED_QPS-20000 60000}
 NSD_MINIMAL=${NSD_MINIMAL:-yes}
 FIXED_DURATION=${FIXED_DURATION:-$DURATION}
+FIXED_ROUNDS=${FIXED_ROUNDS:-1}
 SERVERS=${SERVERS:-knot nsd portcullis}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -253,6 +257,12 @@ EOF
     echo $!
 }
 
+# The baseline: another Portcullis build (BASELINE_PUBLISH), started like the first.
+start_baseline() {
+    [ -n "${BASELINE_PUBLISH:-}" ] || { echo "run.sh: SERVERS names baseline but BASELINE_PUBLISH is not set" >&2; exit 2; }
+    PUBLISH=$BASELINE_PUBLISH start_portcullis "$1" "${2:-baseline}"
+}
+
 start_portcullis() {
     local port=$1 tag=${2:-portcullis}
     # One UDP worker, as Knot and NSD get one (builds before --udp-workers existed had one anyway).
@@ -361,8 +371,10 @@ for t in $TRANSPORTS; do
     done
 
     for rate in $rates; do
-        log "$t fixed offered load: -Q $rate for $FIXED_DURATION s, one run per server"
-        for s in $SERVERS; do measure "${p}fixed$rate" "$s" 1 "$FIXED_DURATION" "$rate"; done
+        log "$t fixed offered load: -Q $rate for $FIXED_DURATION s, $FIXED_ROUNDS interleaved round(s) per server"
+        for r in $(seq "$FIXED_ROUNDS"); do
+            for s in $SERVERS; do measure "${p}fixed$rate" "$s" "$r" "$FIXED_DURATION" "$rate"; done
+        done
     done
 done
 
@@ -460,7 +472,7 @@ def show(mode, title):
                 continue
             p = lambda i: med(mode, "portcullis", i) / med(mode, s, i)
             print(f"  portcullis/{s}: queries per CPU-second {p(9):.2f}x, q/s {p(6):.2f}x, latency {p(7):.2f}x")
-        if mode.endswith("max"):
+        if mode.endswith("max") or sum(r[0] == mode and r[1] == "portcullis" for r in rows) > 1:
             for s in servers:
                 if s == "portcullis":
                     continue

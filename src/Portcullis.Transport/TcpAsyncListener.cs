@@ -1,0 +1,203 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace Portcullis.Transport;
+
+/// <summary>
+/// The portable engine of <see cref="TcpListener"/>: every connection is its own task on .NET's
+/// asynchronous sockets, so a slow or silent client only ever holds its own connection; an idle one
+/// holds no buffer (it waits with a zero-byte read). Used where <see cref="TcpEventLoop"/> is not
+/// (not Linux, or PORTCULLIS_TCP=async).
+/// </summary>
+internal sealed class TcpAsyncListener : ITcpEngine
+{
+    private readonly Socket _listener;
+    private readonly IQueryProcessor _processor;
+    private readonly ILogger _logger;
+    private readonly TcpLimits _limits;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentDictionary<IPAddress, int> _perClient = new();
+    private readonly ConcurrentDictionary<Socket, byte> _open = new();
+    private int _connections;
+    private Task? _acceptLoop;
+
+    public TcpAsyncListener(IPEndPoint endPoint, IQueryProcessor processor, ILogger logger, TcpLimits limits)
+    {
+        _processor = processor;
+        _logger = logger;
+        _limits = limits;
+        _listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (endPoint.AddressFamily == AddressFamily.InterNetworkV6) _listener.DualMode = false;
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Bind(endPoint);
+        _listener.Listen(512);
+        LocalEndPoint = (IPEndPoint)_listener.LocalEndPoint!;
+    }
+
+    public IPEndPoint LocalEndPoint { get; }
+
+    public int OpenConnections => Volatile.Read(ref _connections);
+
+    public void Start() => _acceptLoop = Task.Run(AcceptLoop);
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) { return; }
+            catch (ObjectDisposedException) { return; }
+            catch (SocketException e)
+            {
+                _logger.LogWarning("TCP accept failed on {Endpoint}: {Error}", LocalEndPoint, e.SocketErrorCode);
+                continue;
+            }
+            var address = ((IPEndPoint)client.RemoteEndPoint!).Address;
+            if (Interlocked.Increment(ref _connections) > _limits.MaxConnections
+                || _perClient.AddOrUpdate(address, 1, (_, n) => n + 1) > _limits.MaxConnectionsPerClient)
+            {
+                // Over a limit: close at once rather than queue (RFC 7766 §6.2.2 lets servers do so).
+                if (_perClient.ContainsKey(address)) Release(address);
+                else Interlocked.Decrement(ref _connections);
+                client.Dispose();
+                continue;
+            }
+            _ = Task.Run(() => Serve(client, address));
+        }
+    }
+
+    private void Release(IPAddress address)
+    {
+        Interlocked.Decrement(ref _connections);
+        _perClient.AddOrUpdate(address, 0, (_, n) => n - 1);
+        if (_perClient.TryGetValue(address, out int left) && left <= 0) _perClient.TryRemove(new KeyValuePair<IPAddress, int>(address, left));
+    }
+
+    private async Task Serve(Socket client, IPAddress address)
+    {
+        _open.TryAdd(client, 0);
+        client.NoDelay = true;
+        var info = new QueryContextInfo(TransportKind.Tcp, client.RemoteEndPoint!.Serialize(), (int)_limits.IdleTimeout.TotalMilliseconds);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        byte[]? input = null;
+        int filled = 0;
+        try
+        {
+            while (true)
+            {
+                if (!timeout.TryReset()) break;
+                timeout.CancelAfter(_limits.IdleTimeout);
+                // An idle connection holds no buffer: wait for data with a zero-byte read first.
+                if (filled == 0) await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                input ??= ArrayPool<byte>.Shared.Rent(InitialInputSize);
+                if (filled == input.Length) input = Grow(input, filled, input.Length * 2);
+                int n = await client.ReceiveAsync(input.AsMemory(filled), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                if (n == 0) break;
+                filled += n;
+                int consumed = await AnswerFrames(client, input, filled, info, timeout).ConfigureAwait(false);
+                if (consumed < 0) break;
+                filled -= consumed;
+                if (filled == 0)
+                {
+                    ArrayPool<byte>.Shared.Return(input);
+                    input = null;
+                }
+                else
+                {
+                    Buffer.BlockCopy(input, consumed, input, 0, filled);
+                    // Make room for the whole of a frame that has only begun to arrive.
+                    if (filled >= 2)
+                    {
+                        int need = 2 + BinaryPrimitives.ReadUInt16BigEndian(input);
+                        if (need > input.Length) input = Grow(input, filled, need);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
+        catch (SocketException) { }
+        catch (ObjectDisposedException) { }
+        finally
+        {
+            if (input is not null) ArrayPool<byte>.Shared.Return(input);
+            try { client.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+            client.Dispose();
+            _open.TryRemove(client, out _);
+            Release(address);
+        }
+    }
+
+    private const int InitialInputSize = 4096;
+    private const int MaxFrame = 2 + 65535;
+
+    private static byte[] Grow(byte[] buffer, int filled, int size)
+    {
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(size, InitialInputSize), MaxFrame));
+        Buffer.BlockCopy(buffer, 0, bigger, 0, filled);
+        ArrayPool<byte>.Shared.Return(buffer);
+        return bigger;
+    }
+
+    /// <summary>
+    /// Answers every complete frame in <paramref name="input"/>, in order, gathering the responses
+    /// so that pipelined queries cost one send; returns the octets consumed, or -1 to close.
+    /// </summary>
+    private async ValueTask<int> AnswerFrames(Socket client, byte[] input, int filled, QueryContextInfo info, CancellationTokenSource timeout)
+    {
+        int start = 0;
+        byte[]? output = null;
+        int written = 0;
+        try
+        {
+            while (filled - start >= 2)
+            {
+                int length = BinaryPrimitives.ReadUInt16BigEndian(input.AsSpan(start));
+                if (length == 0) return -1;
+                if (filled - start - 2 < length) break;
+                output ??= ArrayPool<byte>.Shared.Rent(2 * MaxFrame);
+                if (output.Length - written < MaxFrame)
+                {
+                    await SendAll(client, output.AsMemory(0, written), timeout).ConfigureAwait(false);
+                    written = 0;
+                }
+                written += TcpFraming.AnswerFrame(_processor, input.AsSpan(start + 2, length), output.AsSpan(written, MaxFrame), info, _logger, LocalEndPoint);
+                start += 2 + length;
+            }
+            if (written > 0) await SendAll(client, output.AsMemory(0, written), timeout).ConfigureAwait(false);
+            return start;
+        }
+        finally
+        {
+            if (output is not null) ArrayPool<byte>.Shared.Return(output);
+        }
+    }
+
+    /// <summary>Sends everything; a client that does not read its answers within the idle timeout is dropped.</summary>
+    private async ValueTask SendAll(Socket client, ReadOnlyMemory<byte> data, CancellationTokenSource timeout)
+    {
+        if (!timeout.TryReset()) throw new OperationCanceledException();
+        timeout.CancelAfter(_limits.IdleTimeout);
+        while (!data.IsEmpty)
+        {
+            int sent = await client.SendAsync(data, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            data = data[sent..];
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Dispose();
+        foreach (var s in _open.Keys) { try { s.Dispose(); } catch (ObjectDisposedException) { } }
+        try { _acceptLoop?.Wait(TimeSpan.FromSeconds(5)); } catch (AggregateException) { }
+        _stop.Dispose();
+    }
+}
