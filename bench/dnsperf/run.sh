@@ -28,6 +28,9 @@
 #   NSD_MINIMAL [yes] NSD's minimal-responses: NSD alone adds the apex NS and their addresses to
 #             every positive answer by default; "yes" makes its responses like Knot's and Portcullis's
 #   SERVERS ["knot nsd portcullis"]  SERVER_CPU [0]  CLIENT_CPU [1]
+#   WORKERS [1] UDP workers (Knot udp-workers and tcp-workers, NSD server-count, Portcullis
+#             --udp-workers); for scaling, WORKERS=2 SERVER_CPU=0,1 CLIENT_CPU=0,1 DNSPERF_THREADS=2
+#   DNSPERF_THREADS [1] dnsperf -T
 #   COMPARE [2000] queries from the mix sent with dig to every server to compare answers (0 skips)
 #   PORTCULLIS_PUBLISH  an existing `dotnet publish` directory (skips the build)
 #   BASELINE_PUBLISH  a second Portcullis (a `dotnet publish` directory) to run beside the first as
@@ -66,6 +69,8 @@ NSD_MINIMAL=${NSD_MINIMAL:-yes}
 FIXED_DURATION=${FIXED_DURATION:-$DURATION}
 FIXED_ROUNDS=${FIXED_ROUNDS:-1}
 SERVERS=${SERVERS:-knot nsd portcullis}
+WORKERS=${WORKERS:-1}
+DNSPERF_THREADS=${DNSPERF_THREADS:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 COMPARE=${COMPARE:-2000}
@@ -205,8 +210,8 @@ start_knot() {
 server:
     rundir: "$dir"
     listen: 127.0.0.1@$port
-    udp-workers: 1
-    tcp-workers: 1
+    udp-workers: $WORKERS
+    tcp-workers: $WORKERS
     background-workers: 1
 $(if [ "$USE_TCP" = 1 ]; then echo "    tcp-max-clients: $TCP_LIMIT"; fi)
 database:
@@ -234,7 +239,7 @@ start_nsd() {
     cat >"$dir/nsd.conf" <<EOF
 server:
     ip-address: 127.0.0.1@$port
-    server-count: 1
+    server-count: $WORKERS
     rrl-ratelimit: 0
     minimal-responses: $NSD_MINIMAL
 $(if [ "$USE_TCP" = 1 ]; then echo "    tcp-count: $TCP_LIMIT"; fi)
@@ -267,7 +272,7 @@ start_portcullis() {
     local port=$1 tag=${2:-portcullis}
     # One UDP worker, as Knot and NSD get one (builds before --udp-workers existed had one anyway).
     local workers=() config=()
-    if dotnet "$PUBLISH/portcullis.dll" serve --help 2>/dev/null | grep -q -- --udp-workers; then workers=(--udp-workers 1); fi
+    if dotnet "$PUBLISH/portcullis.dll" serve --help 2>/dev/null | grep -q -- --udp-workers; then workers=(--udp-workers "$WORKERS"); fi
     if [ "$USE_TCP" = 1 ]; then
         # Only the total is raised; the per-address limit (32) stays, the idle test spreads its sources.
         printf 'limits:\n  tcp-max-connections: %s\n' "$TCP_LIMIT" >"$WORK/$tag.yaml"
@@ -337,7 +342,7 @@ measure() {
     c0=$(client_cpu)
     before=$(cpu_ticks "${PID[$s]}")
     taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/queries" -l "$seconds" \
-        -c "$clients" -q "$outstanding" "${extra[@]}" >"$out" 2>&1
+        -c "$clients" -q "$outstanding" -T "$DNSPERF_THREADS" "${extra[@]}" >"$out" 2>&1
     after=$(cpu_ticks "${PID[$s]}")
     c1=$(client_cpu)
     pre1=$(preemptions "${PID[$s]}")
