@@ -329,7 +329,10 @@ RESULTS=$WORK/results
 : >"$RESULTS"
 # "busy total" jiffies of the client's CPU: how close dnsperf came to using all of it.
 client_cpu() {
-    awk -v c="cpu$CLIENT_CPU" '$1 == c { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat
+    # One CPU: its line of /proc/stat; a list or range (the scaling run): the machine's total.
+    local c="cpu$CLIENT_CPU"
+    case $CLIENT_CPU in *[,-]*) c=cpu ;; esac
+    awk -v c="$c" '$1 == c { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat
 }
 measure() {
     local mode=$1 s=$2 round=$3 seconds=$4 rate=$5 out before after pre0 pre1
