@@ -34,8 +34,9 @@ public sealed class DnsServer : IDisposable
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger("Portcullis.Server");
         _reloadConfig = reloadConfig;
-        _events = new SecurityEvents(loggerFactory.CreateLogger("Portcullis.Security"));
-        Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config), new SecurityCounters(Meter), _events);
+        var counters = new SecurityCounters(Meter);
+        _events = new SecurityEvents(loggerFactory.CreateLogger("Portcullis.Security"), counters);
+        Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config), counters, _events);
     }
 
     /// <summary>The server's instruments (System.Diagnostics.Metrics), for dotnet-counters and exporters.</summary>

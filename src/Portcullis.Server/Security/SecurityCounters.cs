@@ -54,6 +54,23 @@ public sealed class SecurityCounters
 
     public long this[SecurityReason reason] => Volatile.Read(ref _counts[(int)reason * 8]);
 
+    /// <summary>Every counter, in <see cref="SecurityReason"/> order.</summary>
+    public long[] Snapshot()
+    {
+        var values = new long[Names.Length];
+        for (int i = 0; i < values.Length; i++) values[i] = Volatile.Read(ref _counts[i * 8]);
+        return values;
+    }
+
+    /// <summary>"12 rrl-dropped, 3 query-refused": what changed between two snapshots, or null when nothing did.</summary>
+    public static string? Describe(long[] before, long[] after)
+    {
+        var parts = new List<string>();
+        for (int i = 0; i < after.Length; i++)
+            if (after[i] != before[i]) parts.Add($"{after[i] - before[i]} {Names[i]}");
+        return parts.Count == 0 ? null : string.Join(", ", parts);
+    }
+
     private IEnumerable<Measurement<long>> Observe()
     {
         for (int i = 0; i < Names.Length; i++)
@@ -86,10 +103,29 @@ public sealed class SecurityEvents : IDisposable
     private readonly Task _writer;
     private long _lost;
 
-    public SecurityEvents(ILogger logger)
+    private readonly Timer? _summary;
+    private long[]? _lastCounts;
+
+    /// <param name="counters">When given, a line each <paramref name="summaryInterval"/> (default one
+    /// minute) says what was refused, limited or dropped in it, if anything was.</param>
+    public SecurityEvents(ILogger logger, SecurityCounters? counters = null, TimeSpan? summaryInterval = null)
     {
         _logger = logger;
         _writer = Task.Run(WriteAsync);
+        if (counters is not null)
+        {
+            var every = summaryInterval ?? TimeSpan.FromMinutes(1);
+            _lastCounts = counters.Snapshot();
+            _summary = new Timer(_ => Summarise(counters), null, every, every);
+        }
+    }
+
+    private void Summarise(SecurityCounters counters)
+    {
+        var now = counters.Snapshot();
+        if (SecurityCounters.Describe(_lastCounts!, now) is { } changes)
+            _logger.LogInformation("in the last interval: {Changes}", changes);
+        _lastCounts = now;
     }
 
     public long Lost => Volatile.Read(ref _lost);
@@ -133,6 +169,7 @@ public sealed class SecurityEvents : IDisposable
 
     public void Dispose()
     {
+        _summary?.Dispose();
         _channel.Writer.TryComplete();
         _writer.Wait(TimeSpan.FromSeconds(5));
     }
