@@ -29,7 +29,7 @@ public static class ConfigLoader
 
     public static ServerConfig Parse(string yaml, string path)
     {
-        var deserializer = new DeserializerBuilder()
+        var deserializer = new StaticDeserializerBuilder(new ConfigYamlContext())
             .WithNamingConvention(HyphenatedNamingConvention.Instance)
             .Build();
         ServerConfig config;
@@ -81,7 +81,7 @@ public static class ConfigLoader
         {
             if (string.IsNullOrWhiteSpace(z.Name)) throw new ConfigException($"{where}: zones: a zone has no name", "zones");
             if (string.IsNullOrWhiteSpace(z.File)) throw new ConfigException($"{where}: zones: zone {z.Name} has no file", z.Name);
-            if (path is not null && !Path.IsPathRooted(z.File))
+            if (path is not null && !Path.IsPathRooted(z.File) && !z.File.StartsWith(Hosting.DnsServer.EmbeddedPrefix, StringComparison.Ordinal))
                 z.File = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, z.File));
         }
         try { ServerConfig.ParseDuration(config.Limits.TcpIdleTimeout); }

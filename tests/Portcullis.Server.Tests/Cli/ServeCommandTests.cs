@@ -55,6 +55,17 @@ public sealed class ServeCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_config_file_without_zones_serves_the_embedded_example_zone()
+    {
+        int port = FreePort.ForUdpAndTcp();
+        var config = Path.Combine(_dir, "nozones.yaml");
+        File.WriteAllText(config, $"listen: [ \"127.0.0.1:{port}\" ]\nrate-limit:\n  responses-per-second: 50\n");
+        var p = Serve("--config", config);
+        Assert.True(p.WaitForOutput("ready", Wait), $"server did not start:\n{p.Output}");
+        Assert.Equal("192.0.2.80", Dig(port, "www.example.test", "A", "+short").Stdout.Trim());
+    }
+
+    [Fact]
     public void Kdig_gets_answers_over_udp_and_tcp()
     {
         var (_, port, _) = StartExample();

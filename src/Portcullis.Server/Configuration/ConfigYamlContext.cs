@@ -1,0 +1,20 @@
+using YamlDotNet.Serialization;
+
+namespace Portcullis.Server.Configuration;
+
+/// <summary>
+/// The configuration types, described at build time by YamlDotNet's static generator, so that
+/// reading the configuration needs no reflection (and works in the Native AOT build).
+/// </summary>
+[YamlStaticContext]
+[YamlSerializable(typeof(ServerConfig))]
+[YamlSerializable(typeof(ZoneConfig))]
+[YamlSerializable(typeof(LimitsConfig))]
+[YamlSerializable(typeof(ChaosConfig))]
+[YamlSerializable(typeof(LoggingConfig))]
+[YamlSerializable(typeof(RateLimitConfig))]
+[YamlSerializable(typeof(ClientLimitConfig))]
+[YamlSerializable(typeof(CookiesConfig))]
+public partial class ConfigYamlContext : StaticContext
+{
+}
