@@ -32,7 +32,8 @@
 #             --udp-workers); for scaling, WORKERS=2 SERVER_CPU=0,1 CLIENT_CPU=0,1 DNSPERF_THREADS=2
 #   DNSPERF_THREADS [1] dnsperf -T
 #   COMPARE [2000] queries from the mix sent with dig to every server to compare answers (0 skips)
-#   PORTCULLIS_PUBLISH  an existing `dotnet publish` directory (skips the build)
+#   PORTCULLIS_PUBLISH  an existing `dotnet publish` directory (skips the build; a Native AOT
+#             publish, with the native `portcullis` and no portcullis.dll, is run as such)
 #   BASELINE_PUBLISH  a second Portcullis (a `dotnet publish` directory) to run beside the first as
 #             the server "baseline" (add it to SERVERS): before/after in one run, interleaved
 #   PORTCULLIS_REF  build this commit (exported with `git archive` into the temporary directory)
@@ -271,14 +272,16 @@ start_baseline() {
 start_portcullis() {
     local port=$1 tag=${2:-portcullis}
     # One UDP worker, as Knot and NSD get one (builds before --udp-workers existed had one anyway).
-    local workers=() config=()
-    if dotnet "$PUBLISH/portcullis.dll" serve --help 2>/dev/null | grep -q -- --udp-workers; then workers=(--udp-workers "$WORKERS"); fi
+    local workers=() config=() cmd=(dotnet "$PUBLISH/portcullis.dll")
+    # A Native AOT publish directory has the native binary and no portcullis.dll.
+    [ -f "$PUBLISH/portcullis.dll" ] || cmd=("$PUBLISH/portcullis")
+    if "${cmd[@]}" serve --help 2>/dev/null | grep -q -- --udp-workers; then workers=(--udp-workers "$WORKERS"); fi
     if [ "$USE_TCP" = 1 ]; then
         # Only the total is raised; the per-address limit (32) stays, the idle test spreads its sources.
         printf 'limits:\n  tcp-max-connections: %s\n' "$TCP_LIMIT" >"$WORK/$tag.yaml"
         config=(--config "$WORK/$tag.yaml")
     fi
-    taskset -c "$SERVER_CPU" dotnet "$PUBLISH/portcullis.dll" serve "${config[@]}" --listen "127.0.0.1:$port" \
+    taskset -c "$SERVER_CPU" "${cmd[@]}" serve "${config[@]}" --listen "127.0.0.1:$port" \
         --zone "bench.test=$WORK/bench.test.zone" --log-level warning "${workers[@]}" >"$WORK/$tag.log" 2>&1 &
     echo $!
 }
