@@ -492,19 +492,23 @@ public sealed class ZoneCompiler
             if (n == apex) f |= NodeFlags.Apex;
             e.Flags = f;
         }
+        // Every name between an owner and the apex is a node (the empty non-terminals were added),
+        // so a node is below a cut exactly when its parent is a cut, a DNAME or below one. Taking
+        // the nodes shallowest first (a counting sort by label count) settles each parent before
+        // its children: one lookup per node, however deep the names.
         int apexLabels = _origin.LabelCount;
-        for (int n = 0; n < _nodeCount; n++)
+        var byDepth = new int[129];
+        for (int n = 0; n < _nodeCount; n++) byDepth[_nodes[n].Labels + 1]++;
+        for (int d = 0; d < 128; d++) byDepth[d + 1] += byDepth[d];
+        var order = new int[_nodeCount];
+        for (int n = 0; n < _nodeCount; n++) order[byDepth[_nodes[n].Labels]++] = n;
+        foreach (int n in order)
         {
-            int at = _nodes[n].Name, length = _nodes[n].NameLength, labels = _nodes[n].Labels;
-            for (int pos = 1 + _names[at]; labels-- > apexLabels; pos += 1 + _names[at + pos])
-            {
-                int ancestor = Find(_names.AsSpan(at + pos, length - pos));
-                if (ancestor >= 0 && (_nodes[ancestor].Flags & (NodeFlags.Delegation | NodeFlags.Dname)) != 0)
-                {
-                    _nodes[n].Flags |= NodeFlags.BelowCut;
-                    break;
-                }
-            }
+            if (_nodes[n].Labels <= apexLabels) continue;
+            int at = _nodes[n].Name, length = _nodes[n].NameLength, skip = 1 + _names[at];
+            int parent = Find(_names.AsSpan(at + skip, length - skip));
+            if (parent >= 0 && (_nodes[parent].Flags & (NodeFlags.Delegation | NodeFlags.Dname | NodeFlags.BelowCut)) != 0)
+                _nodes[n].Flags |= NodeFlags.BelowCut;
         }
     }
 

@@ -84,6 +84,19 @@ public class ZoneDataTests
     }
 
     [Fact]
+    public void Every_name_under_a_cut_or_dname_however_deep_is_occluded_and_no_other()
+    {
+        string deep = string.Join(".", Enumerable.Range(0, 60).Select(i => $"l{i}"));
+        var zone = Build(Apex + $"sub NS ns.sub\nns.sub A 192.0.2.7\n{deep}.sub A 192.0.2.8\n{deep}.free A 192.0.2.9\nmoved DNAME elsewhere.test.\nx.y.moved A 192.0.2.10\n");
+        Assert.True(zone.Find(DnsName.Parse($"{deep}.sub.example.test.")).Has(NodeFlags.BelowCut));
+        Assert.True(zone.Find(DnsName.Parse($"l59.sub.example.test.")).Has(NodeFlags.BelowCut));
+        Assert.False(zone.Find(DnsName.Parse($"{deep}.free.example.test.")).Has(NodeFlags.BelowCut));
+        Assert.True(zone.Find(DnsName.Parse("x.y.moved.example.test.")).Has(NodeFlags.BelowCut));
+        Assert.False(zone.Find(DnsName.Parse("sub.example.test.")).Has(NodeFlags.BelowCut));
+        Assert.False(zone.Find(DnsName.Parse("moved.example.test.")).Has(NodeFlags.BelowCut));
+    }
+
+    [Fact]
     public void The_negative_soa_has_the_smaller_of_its_ttl_and_minimum()
     {
         var zone = Build(Apex);
