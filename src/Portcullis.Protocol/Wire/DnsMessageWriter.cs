@@ -131,6 +131,30 @@ public ref struct DnsMessageWriter
         return pos == rdata.Length || TryWriteBytes(rdata[pos..]);
     }
 
+    /// <summary>Whether this type's RDATA carries a name the writer compresses (RFC 3597 §4); other RDATA is copied as it is.</summary>
+    public static bool CompressesRdata(RecordType type) => RdataSchema.Get(type) is { } fields && HasCompressibleName(fields);
+
+    /// <summary>Pointer to the question name, which every response writes first at offset 12.</summary>
+    public const ushort QuestionPointer = 0xC000 | DnsHeader.Size;
+
+    /// <summary>
+    /// Appends <paramref name="count"/> records already in wire form (a fragment built at zone
+    /// load, owners compressed to <see cref="QuestionPointer"/>), all or nothing. The caller vouches
+    /// that the question was written first and that the records hold no names to register for compression.
+    /// </summary>
+    public bool TryWriteRecords(scoped ReadOnlySpan<byte> records, int count, DnsSection section)
+    {
+        if (!TryWriteBytes(records)) return false;
+        switch (section)
+        {
+            case DnsSection.Answer: Header.AnswerCount += (ushort)count; break;
+            case DnsSection.Authority: Header.AuthorityCount += (ushort)count; break;
+            case DnsSection.Additional: Header.AdditionalCount += (ushort)count; break;
+            default: Header.QuestionCount += (ushort)count; break;
+        }
+        return true;
+    }
+
     private static bool HasCompressibleName(RdataField[] fields)
     {
         foreach (var f in fields) if (f == RdataField.CompressibleName) return true;

@@ -350,6 +350,7 @@ public sealed class ZoneCompiler
 
         MarkNodes(apex, owners, sets);
         var extra = LinkAdditional(sets, nodeSets, rdata);
+        var fragments = BuildFragments(sets, setCount, rdata, _class);
         CheckAddresses(pointers, apex);
         if (soaRec is null)
             AddError(new ZoneFormatException(zoneFile, 1, 1, $"no SOA record at the zone apex '{_origin}'"));
@@ -387,7 +388,7 @@ public sealed class ZoneCompiler
         if (rdataLength != rdata.Length) Array.Resize(ref rdata, rdataLength);
         Array.Resize(ref _names, _namesLength);
         Array.Resize(ref _nodes, _nodeCount);
-        result.Data = new ZoneData(_origin, _class, _names, _nodes, _nodeCount, sets, nodeSets, rdata, extra, _buckets, records, owners);
+        result.Data = new ZoneData(_origin, _class, _names, _nodes, _nodeCount, sets, nodeSets, rdata, extra, fragments, _buckets, records, owners);
         _recs = [];
         _keys = [];
         _data = [];
@@ -550,6 +551,43 @@ public sealed class ZoneCompiler
             extra.AddRange(found);
         }
         return extra.ToArray();
+    }
+
+    /// <summary>
+    /// The answer fragment of every RRset whose RDATA the writer would copy unchanged (no
+    /// compressible names): each record as owner pointer to the question, type, class, TTL,
+    /// RDLENGTH and RDATA, exactly the bytes the writer would produce for it in an answer.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static byte[] BuildFragments(ZoneData.SetEntry[] sets, int setCount, byte[] rdata, RecordClass @class)
+    {
+        long size = 0;
+        for (int s = 0; s < setCount; s++)
+            if (!Wire.DnsMessageWriter.CompressesRdata(sets[s].Type)) size += sets[s].Length + 10L * sets[s].Count;
+        var fragments = new byte[size];
+        int at = 0;
+        for (int s = 0; s < setCount; s++)
+        {
+            ref var set = ref sets[s];
+            set.Fragment = -1;
+            if (Wire.DnsMessageWriter.CompressesRdata(set.Type)) continue;
+            set.Fragment = at;
+            var packed = rdata.AsSpan(set.Data, set.Length);
+            while (!packed.IsEmpty)
+            {
+                int length = BinaryPrimitives.ReadUInt16BigEndian(packed);
+                var f = fragments.AsSpan(at);
+                BinaryPrimitives.WriteUInt16BigEndian(f, Wire.DnsMessageWriter.QuestionPointer);
+                BinaryPrimitives.WriteUInt16BigEndian(f[2..], (ushort)set.Type);
+                BinaryPrimitives.WriteUInt16BigEndian(f[4..], (ushort)@class);
+                BinaryPrimitives.WriteUInt32BigEndian(f[6..], set.Ttl);
+                BinaryPrimitives.WriteUInt16BigEndian(f[10..], (ushort)length);
+                packed.Slice(2, length).CopyTo(f[12..]);
+                at += 12 + length;
+                packed = packed[(2 + length)..];
+            }
+        }
+        return fragments;
     }
 
     /// <summary>Whether <paramref name="name"/> is <paramref name="ancestor"/> or below it.</summary>

@@ -46,6 +46,7 @@ public sealed class ZoneData
         public int Length;      // bytes of packed records
         public int Node;
         public int Extra;       // offset in _extra of the additional-section list (count, then set numbers); 0: none
+        public int Fragment;    // offset in Fragments of the records in wire form with the owner a pointer to the question; -1: none
         public uint Ttl;
         public RecordType Type;
         public ushort Count;
@@ -63,13 +64,17 @@ public sealed class ZoneData
     internal readonly SetEntry[] Sets;
     internal readonly byte[] Rdata;
     internal readonly int[] Extra;
+    /// <summary>Answer fragments (NSD's idea): each RRset whose RDATA has no compressible name, as the
+    /// records appear in an answer to a question for its own name: owner C0 0C, type, class, TTL,
+    /// RDLENGTH, RDATA. Answering such a question is then one copy.</summary>
+    internal readonly byte[] Fragments;
     private readonly Bucket[] _buckets;
     private readonly int _shift;
     private readonly int _nodeCount;
     private readonly int _setCount;    // sets that belong to nodes; the negative SOA, if any, follows them
 
     internal ZoneData(DnsName origin, RecordClass @class, byte[] names, NodeEntry[] nodes, int nodeCount, SetEntry[] sets, int setCount,
-        byte[] rdata, int[] extra, Bucket[] buckets, int recordCount, int nameCount)
+        byte[] rdata, int[] extra, byte[] fragments, Bucket[] buckets, int recordCount, int nameCount)
     {
         Origin = origin;
         Class = @class;
@@ -80,6 +85,7 @@ public sealed class ZoneData
         _setCount = setCount;
         Rdata = rdata;
         Extra = extra;
+        Fragments = fragments;
         _buckets = buckets;
         _shift = 32 - System.Numerics.BitOperations.Log2((uint)buckets.Length);
         RecordCount = recordCount;
@@ -288,6 +294,19 @@ public readonly struct RecordSet : IEquatable<RecordSet>
             int at = Entry.Extra;
             var extra = _zone!.Extra;
             return new AdditionalList(_zone, extra.AsSpan(at + 1, extra[at]));
+        }
+    }
+
+    /// <summary>
+    /// The whole RRset in wire form as it is written in answer to a question for its owner (owner a
+    /// pointer to the question), or empty when its RDATA holds names to compress.
+    /// </summary>
+    public ReadOnlySpan<byte> AnswerFragment
+    {
+        get
+        {
+            ref readonly var e = ref Entry;
+            return e.Fragment < 0 ? default : _zone!.Fragments.AsSpan(e.Fragment, e.Length + 10 * e.Count);
         }
     }
 

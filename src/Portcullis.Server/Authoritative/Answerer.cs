@@ -164,7 +164,9 @@ public static class Answerer
             }
             else if (exact.Get(qtype) is { Exists: true } answer)
             {
-                if (!WriteSet(ref w, answer, owner, DnsSection.Answer)) return new(kind, true, true, default, wildcard);
+                // At the first step the owner written is the question's name (the node's, or the
+                // wildcard's synthesis at it): the precomputed fragment applies.
+                if (!WriteSet(ref w, answer, owner, DnsSection.Answer, atQuestion: hop == 0)) return new(kind, true, true, default, wildcard);
                 WriteAdditional(ref w, answer, ref added, ref addedCount, mustFit: false);
                 return new(kind, false, true, default, wildcard);
             }
@@ -174,9 +176,15 @@ public static class Answerer
         }
     }
 
-    /// <summary>Writes a whole RRset, or nothing (RFC 2181 §9 never splits an RRset).</summary>
-    private static bool WriteSet(ref DnsMessageWriter w, RecordSet set, scoped ReadOnlySpan<byte> owner, DnsSection section)
+    /// <summary>
+    /// Writes a whole RRset, or nothing (RFC 2181 §9 never splits an RRset). When its owner in the
+    /// response is the question's name (<paramref name="atQuestion"/>), the fragment built at load is
+    /// copied in one go: the same bytes the record-by-record path writes.
+    /// </summary>
+    private static bool WriteSet(ref DnsMessageWriter w, RecordSet set, scoped ReadOnlySpan<byte> owner, DnsSection section, bool atQuestion = false)
     {
+        if (atQuestion && set.AnswerFragment is { IsEmpty: false } fragment)
+            return w.TryWriteRecords(fragment, set.Count, section);
         var mark = w.GetMark();
         ReadOnlySpan<byte> ownerWire = owner.IsEmpty ? set.Owner : owner;
         foreach (var data in set.Rdata)

@@ -97,6 +97,38 @@ public class ZoneDataTests
     }
 
     [Fact]
+    public void Answer_fragments_are_the_bytes_the_writer_produces_record_by_record()
+    {
+        var zone = Build(Apex + "www A 192.0.2.2\nwww A 192.0.2.3\nwww AAAA 2001:db8::1\nwww TXT \"one\" \"two\"\nwww CAA 0 issue \"ca.example\"\n"
+            + "www MX 10 mail\nmail A 192.0.2.25\n_s._tcp SRV 0 0 443 www\nwww HINFO \"a\" \"b\"\n");
+        int compared = 0;
+        for (int n = 0; n < zone.NodeCount; n++)
+        {
+            foreach (var set in zone[n].Sets)
+            {
+                var fragment = set.AnswerFragment;
+                // Types whose RDATA names the writer compresses (NS, MX, SOA, ...) have none.
+                Assert.Equal(Portcullis.Protocol.Wire.DnsMessageWriter.CompressesRdata(set.Type), fragment.IsEmpty);
+                if (fragment.IsEmpty) continue;
+                var byRecord = new byte[512];
+                var w1 = new Portcullis.Protocol.Wire.DnsMessageWriter(byRecord);
+                w1.TryWriteQuestion(set.Owner, set.Type, RecordClass.IN);
+                foreach (var rdata in set.Rdata)
+                    Assert.True(w1.TryWriteRecord(set.Owner, set.Type, RecordClass.IN, set.Ttl, rdata, Portcullis.Protocol.Wire.DnsSection.Answer));
+                int n1 = w1.Finish();
+                var byFragment = new byte[512];
+                var w2 = new Portcullis.Protocol.Wire.DnsMessageWriter(byFragment);
+                w2.TryWriteQuestion(set.Owner, set.Type, RecordClass.IN);
+                Assert.True(w2.TryWriteRecords(fragment, set.Count, Portcullis.Protocol.Wire.DnsSection.Answer));
+                int n2 = w2.Finish();
+                Assert.Equal(byRecord.AsSpan(0, n1).ToArray(), byFragment.AsSpan(0, n2).ToArray());
+                compared++;
+            }
+        }
+        Assert.True(compared >= 7, $"{compared} fragments compared");
+    }
+
+    [Fact]
     public void The_negative_soa_has_the_smaller_of_its_ttl_and_minimum()
     {
         var zone = Build(Apex);
