@@ -137,16 +137,23 @@ public abstract class PeerServer : IDisposable
 /// <summary>Knot DNS (knotd) with a configuration of its own; one worker of each kind keeps it small.</summary>
 public sealed class KnotPeer : PeerServer
 {
-    public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null) : base("knot", zones, port)
+    /// <param name="allowTransfer">Let 127.0.0.0/8 transfer the zones (AXFR/IXFR) without a key; off by default, as Knot's own default.</param>
+    public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null, bool allowTransfer = false) : base("knot", zones, port)
     {
+        _allowTransfer = allowTransfer;
         string config = Path.Combine(Directory, "knot.conf");
         File.WriteAllText(config, Configuration());
         Start("knotd", ["-c", config],
             ["server started", .. zones.Select(z => $"[{z.Origin.TrimEnd('.')}.] loaded")]);
     }
 
+    private readonly bool _allowTransfer;
+
     private string Configuration()
     {
+        // Knot wants an ACL defined before the template that refers to it.
+        string acl = _allowTransfer ? "acl:\n  - id: loopback-transfer\n    address: 127.0.0.0/8\n    action: transfer\n" : "";
+        string useAcl = _allowTransfer ? "\n    acl: loopback-transfer" : "";
         var text = new StringBuilder($"""
             server:
                 rundir: "{Directory}"
@@ -159,10 +166,10 @@ public sealed class KnotPeer : PeerServer
             log:
               - target: stderr
                 any: info
-            template:
+            {acl}template:
               - id: default
                 storage: "{Directory}"
-                file: "%s.zone"
+                file: "%s.zone"{useAcl}
             zone:
 
             """);

@@ -21,8 +21,9 @@ public static class CommandLine
             ZoneCommand.Create(stdout, stderr),
             ServeCommand.Create(stdout, stderr),
             ReloadCommand.Create(stdout, stderr),
+            QueryCommand.Create(stdout, stderr),
         };
-        var parsed = root.Parse(args);
+        var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });   // `query @server`: no @response files
         var configuration = new InvocationConfiguration { Output = stdout, Error = stderr };
         if (parsed.Errors.Count > 0 && !RequestsHelp(args))
         {
