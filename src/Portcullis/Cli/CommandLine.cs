@@ -22,6 +22,7 @@ public static class CommandLine
             ServeCommand.Create(stdout, stderr),
             ReloadCommand.Create(stdout, stderr),
             QueryCommand.Create(stdout, stderr),
+            CheckCommand.Create(stdout, stderr),
         };
         var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });   // `query @server`: no @response files
         var configuration = new InvocationConfiguration { Output = stdout, Error = stderr };

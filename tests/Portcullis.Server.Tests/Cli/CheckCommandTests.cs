@@ -1,0 +1,165 @@
+using System.Text.Json;
+using Portcullis.Server.Tests.Support;
+using Portcullis.Testing;
+
+namespace Portcullis.Server.Tests.Cli;
+
+/// <summary>
+/// `portcullis check` as an operator runs it: the real binary against Portcullis (configured well)
+/// and against Knot and BIND configured badly; each finding must match the configuration.
+/// Bursts are 100 queries so each test stays short.
+/// </summary>
+public sealed class CheckCommandTests
+{
+    private static string Binary => Path.Combine(AppContext.BaseDirectory, "portcullis.dll");
+
+    private static ProcessResult Check(params string[] args) => ExternalProcess.Run("dotnet", [Binary, "check", .. args]);
+
+    private sealed record Report(int ExitCode, Dictionary<string, List<(string Severity, string Text)>> Findings, string Stderr, string Raw);
+
+    private static Report Json(string address, int port, params string[] args)
+    {
+        var result = Check([address, "-p", port.ToString(), "--json", "--burst", "100", .. args]);
+        var findings = new Dictionary<string, List<(string, string)>>();
+        using var doc = JsonDocument.Parse(result.Stdout);
+        foreach (var f in doc.RootElement.GetProperty("findings").EnumerateArray())
+        {
+            string check = f.GetProperty("check").GetString()!;
+            if (!findings.TryGetValue(check, out var list)) findings[check] = list = [];
+            list.Add((f.GetProperty("severity").GetString()!, f.GetProperty("finding").GetString()!));
+            Assert.NotNull(f.GetProperty("fix").GetString());
+        }
+        return new Report(result.ExitCode, findings, result.Stderr, result.Stdout);
+    }
+
+    private static string Severity(Report report, string check) => report.Findings[check].Select(f => f.Severity).OrderBy(Rank).Last();
+
+    private static int Rank(string severity) => Array.IndexOf(["ok", "info", "warning", "critical"], severity);
+
+    [Fact]
+    public void Portcullis_with_defaults_has_no_critical_finding_and_limits_the_burst()
+    {
+        // TestServer's clients are loopback, which RRL exempts by default: exempt nobody, and one
+        // bucket per address, so that the burst meets the limiter.
+        using var server = new TestServer(c => { c.RateLimit.ExemptClients = []; c.RateLimit.Ipv4PrefixLength = 32; },
+            ("example.test", TestServer.ExampleZone));
+        var report = Json(server.Address.ToString(), server.EndPoint.Port, "--zone", "example.test");
+        Assert.DoesNotContain(report.Findings.Values.SelectMany(v => v), f => f.Severity == "critical");
+        Assert.Equal("ok", Severity(report, "udp"));
+        Assert.Equal("ok", Severity(report, "tcp"));
+        Assert.Equal("ok", Severity(report, "zone"));
+        Assert.Equal("ok", Severity(report, "open-resolver"));
+        Assert.Equal("ok", Severity(report, "axfr"));
+        Assert.Equal("ok", Severity(report, "rrl"));
+        Assert.Equal("ok", Severity(report, "cookies"));
+        Assert.Equal("ok", Severity(report, "any"));
+        Assert.All(report.Findings["edns"], f => Assert.True(f.Severity == "ok", f.Text));
+        Assert.Equal("info", Severity(report, "dnssec"));
+        Assert.Contains("sending 100 identical queries", report.Stderr);
+        Assert.Equal(report.Findings.Values.SelectMany(v => v).Any(f => f.Severity == "warning") ? 1 : 0, report.ExitCode);
+    }
+
+    [Fact]
+    public void Knot_allowing_transfers_is_critical()
+    {
+        string dir = Directory.CreateTempSubdirectory("check-knot").FullName;
+        try
+        {
+            string file = Path.Combine(dir, "example.test.zone");
+            File.WriteAllText(file, TestServer.ExampleZone);
+            using var knot = new KnotPeer([new PeerZone("example.test", file)], allowTransfer: true);
+            var report = Json("127.0.0.1", knot.Port, "--zone", "example.test", "--no-burst");
+            Assert.Equal("critical", Severity(report, "axfr"));
+            Assert.Equal("ok", Severity(report, "open-resolver"));
+            Assert.Equal("info", Severity(report, "rrl"));
+            Assert.Equal(1, report.ExitCode);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Bind_with_open_recursion_is_critical_and_text_table_reads()
+    {
+        string dir = Directory.CreateTempSubdirectory("check-bind").FullName;
+        try
+        {
+            string file = Path.Combine(dir, "example.test.zone");
+            File.WriteAllText(file, TestServer.ExampleZone);
+            using var bind = new OpenResolverBind([new PeerZone("example.test", file)]);
+            var report = Json("127.0.0.1", bind.Port, "--zone", "example.test", "--no-burst");
+            Assert.True(Severity(report, "open-resolver") == "critical", report.Raw);
+            Assert.Equal(1, report.ExitCode);
+            var text = Check("127.0.0.1", "-p", bind.Port.ToString(), "--zone", "example.test", "--no-burst");
+            Assert.Contains("recursion offered to this client", text.Stdout);
+            Assert.Contains("fix:", text.Stdout);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Bind_disclosing_its_version_is_a_warning()
+    {
+        string dir = Directory.CreateTempSubdirectory("check-bind").FullName;
+        try
+        {
+            string file = Path.Combine(dir, "example.test.zone");
+            File.WriteAllText(file, TestServer.ExampleZone);
+            using var bind = new BindPeer([new PeerZone("example.test", file)], "version \"9.x\"; allow-transfer { none; };");
+            var report = Json("127.0.0.1", bind.Port, "--zone", "example.test", "--no-burst");
+            Assert.Equal("warning", Severity(report, "version.bind"));
+            Assert.Contains(report.Findings["version.bind"], f => f.Text.Contains("9.x"));
+            Assert.True(Severity(report, "open-resolver") == "ok", report.Raw);
+            Assert.True(Severity(report, "axfr") == "ok", report.Raw);
+            Assert.Equal(1, report.ExitCode);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Usage_errors_and_unreachable_targets()
+    {
+        Assert.Equal(2, Check("127.0.0.1", "127.0.0.2").ExitCode);                  // one address per run
+        Assert.Equal(2, Check("127.0.0.1", "--burst", "1001").ExitCode);
+        Assert.Equal(2, Check().ExitCode);
+        // A port nobody listens on: ICMP port unreachable over UDP, RST over TCP.
+        var unreachable = Check("127.0.0.1", "-p", "9", "--timeout", "1", "--json");
+        Assert.Equal(9, unreachable.ExitCode);
+        Assert.False(JsonDocument.Parse(unreachable.Stdout).RootElement.GetProperty("reachable").GetBoolean());
+    }
+
+    /// <summary>
+    /// BIND offering recursion to anyone. BindPeer's options block already says "recursion no;" and
+    /// named refuses a repeated option, so this peer writes its own configuration. There is no
+    /// network here: BIND answers with RA set and SERVFAIL, which is still recursion offered.
+    /// </summary>
+    private sealed class OpenResolverBind : PeerServer
+    {
+        public OpenResolverBind(IReadOnlyList<PeerZone> zones) : base("bind", zones, null)
+        {
+            string config = Path.Combine(Directory, "named.conf");
+            var text = new System.Text.StringBuilder($$"""
+                options {
+                    directory "{{Directory}}";
+                    listen-on port {{Port}} { 127.0.0.1; };
+                    listen-on-v6 { none; };
+                    pid-file "{{Directory}}/named.pid";
+                    session-keyfile "{{Directory}}/session.key";
+                    managed-keys-directory "{{Directory}}";
+                    recursion yes;
+                    allow-recursion { any; };
+                    allow-query { any; };
+                    allow-transfer { none; };
+                    dnssec-validation no;
+                    resolver-query-timeout 1;
+                };
+                controls { };
+
+                """);
+            foreach (var zone in zones)
+                text.Append($"zone \"{zone.Origin.TrimEnd('.')}\" {{ type primary; file \"{LocalFile(zone)}\"; }};\n");
+            File.WriteAllText(config, text.ToString());
+            Start(File.Exists("/usr/sbin/named") ? "/usr/sbin/named" : "named", ["-g", "-c", config],
+                [.. zones.Select(z => $"zone {z.Origin.TrimEnd('.')}/IN: loaded serial"), "all zones loaded"]);
+        }
+    }
+}
