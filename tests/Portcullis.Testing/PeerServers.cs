@@ -239,9 +239,13 @@ public sealed class NsdPeer : PeerServer
 /// </remarks>
 public sealed class BindPeer : PeerServer
 {
-    public BindPeer(IReadOnlyList<PeerZone> zones, string? extraOptions = null, int? port = null) : base(Installed("bind"), zones, port)
+    /// <param name="recursion">Offer recursion to anyone (an open resolver, for the audit's tests);
+    /// off by default, an authoritative-only server.</param>
+    public BindPeer(IReadOnlyList<PeerZone> zones, string? extraOptions = null, int? port = null, bool recursion = false)
+        : base(Installed("bind"), zones, port)
     {
         ExtraOptions = extraOptions ?? "";
+        Recursion = recursion;
         string config = Path.Combine(Directory, "named.conf");
         File.WriteAllText(config, Configuration());
         // "running" alone also matches the start-up line "running on Linux ...": wait for the
@@ -252,6 +256,8 @@ public sealed class BindPeer : PeerServer
 
     /// <summary>The text added to the options block.</summary>
     public string ExtraOptions { get; }
+
+    public bool Recursion { get; }
 
     /// <summary>Debian installs named in /usr/sbin, which is not on every user's PATH.</summary>
     private static string Executable => File.Exists("/usr/sbin/named") ? "/usr/sbin/named" : "named";
@@ -277,7 +283,7 @@ public sealed class BindPeer : PeerServer
                 pid-file "{{Directory}}/named.pid";
                 session-keyfile "{{Directory}}/session.key";
                 managed-keys-directory "{{Directory}}";
-                recursion no;
+                {{(Recursion ? "recursion yes; allow-recursion { any; }; resolver-query-timeout 1;" : "recursion no;")}}
                 allow-query { any; };
                 dnssec-validation no;
             {{ExtraOptions}}

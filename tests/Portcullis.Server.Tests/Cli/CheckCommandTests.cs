@@ -85,7 +85,8 @@ public sealed class CheckCommandTests
         {
             string file = Path.Combine(dir, "example.test.zone");
             File.WriteAllText(file, TestServer.ExampleZone);
-            using var bind = new OpenResolverBind([new PeerZone("example.test", file)]);
+            // Open recursion; transfers refused so that the only critical finding is the resolver.
+            using var bind = new BindPeer([new PeerZone("example.test", file)], "allow-transfer { none; };", recursion: true);
             var report = Json("127.0.0.1", bind.Port, "--zone", "example.test", "--no-burst");
             Assert.True(Severity(report, "open-resolver") == "critical", report.Raw);
             Assert.Equal(1, report.ExitCode);
@@ -125,41 +126,5 @@ public sealed class CheckCommandTests
         var unreachable = Check("127.0.0.1", "-p", "9", "--timeout", "1", "--json");
         Assert.Equal(9, unreachable.ExitCode);
         Assert.False(JsonDocument.Parse(unreachable.Stdout).RootElement.GetProperty("reachable").GetBoolean());
-    }
-
-    /// <summary>
-    /// BIND offering recursion to anyone. BindPeer's options block already says "recursion no;" and
-    /// named refuses a repeated option, so this peer writes its own configuration. There is no
-    /// network here: BIND answers with RA set and SERVFAIL, which is still recursion offered.
-    /// </summary>
-    private sealed class OpenResolverBind : PeerServer
-    {
-        public OpenResolverBind(IReadOnlyList<PeerZone> zones) : base("bind", zones, null)
-        {
-            string config = Path.Combine(Directory, "named.conf");
-            var text = new System.Text.StringBuilder($$"""
-                options {
-                    directory "{{Directory}}";
-                    listen-on port {{Port}} { 127.0.0.1; };
-                    listen-on-v6 { none; };
-                    pid-file "{{Directory}}/named.pid";
-                    session-keyfile "{{Directory}}/session.key";
-                    managed-keys-directory "{{Directory}}";
-                    recursion yes;
-                    allow-recursion { any; };
-                    allow-query { any; };
-                    allow-transfer { none; };
-                    dnssec-validation no;
-                    resolver-query-timeout 1;
-                };
-                controls { };
-
-                """);
-            foreach (var zone in zones)
-                text.Append($"zone \"{zone.Origin.TrimEnd('.')}\" {{ type primary; file \"{LocalFile(zone)}\"; }};\n");
-            File.WriteAllText(config, text.ToString());
-            Start(File.Exists("/usr/sbin/named") ? "/usr/sbin/named" : "named", ["-g", "-c", config],
-                [.. zones.Select(z => $"zone {z.Origin.TrimEnd('.')}/IN: loaded serial"), "all zones loaded"]);
-        }
     }
 }
