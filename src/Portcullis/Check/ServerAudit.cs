@@ -173,6 +173,8 @@ public sealed class ServerAudit(AuditOptions options, TextWriter progress)
         var dnssec = Edns0(); dnssec.Flags = Edns.DnssecOkFlag;
         Expect("DO=1", dnssec, expected, "accept the DO bit (RFC 3225)", null);
 
+        Truncation();
+
         void Expect(string what, Edns edns, Rcode rcode, string fix, Func<DnsMessage, string?>? extra)
         {
             var r = Udp(Query(name, RecordType.SOA, rd: false, edns: edns));
@@ -182,6 +184,32 @@ public sealed class ServerAudit(AuditOptions options, TextWriter progress)
             if (problem is null) Add(Severity.Ok, check, $"{what}: {m.Rcode} with OPT");
             else Add(Severity.Warning, check, $"{what}: {problem}, got {Describe(m)}", fix);
         }
+    }
+
+    /// <summary>
+    /// ISC's "truncation and TCP retry": an apex answer larger than 512 octets (found over TCP) asked
+    /// over UDP with an EDNS buffer of 512 must come back with TC=1 and no more than 512 octets, and
+    /// the client's retry over TCP must get it whole.
+    /// </summary>
+    private void Truncation()
+    {
+        const string check = "truncation";
+        if (Zone is null) { Add(Severity.Info, check, "skipped: no zone"); return; }
+        foreach (var type in (ReadOnlySpan<RecordType>)[RecordType.DNSKEY, RecordType.TXT, RecordType.NS, RecordType.MX, RecordType.ANY])
+        {
+            var full = Tcp(Query(Zone, type, rd: false, edns: Edns0()));
+            if (full.Replies.Count == 0 || full.Size <= 512 || full.Replies[0].Rcode != Rcode.NoError) continue;
+            var small = Edns0(); small.UdpPayloadSize = 512;
+            var r = Udp(Query(Zone, type, rd: false, edns: small));
+            string what = $"{Zone} {RecordTypes.ToText(type)} ({full.Size} octets over TCP) over UDP with a 512-octet buffer";
+            if (r.Replies.Count == 0) Add(Severity.Warning, check, $"{what}: {r.Error}", "answer truncated queries with TC=1 instead of dropping them");
+            else if (r.Size > 512) Add(Severity.Warning, check, $"{what}: {r.Size} octets, more than the client's buffer",
+                "never send more than the client's EDNS buffer over UDP (RFC 6891 §7); set TC=1 instead");
+            else if (r.Replies[0].Header.Truncated) Add(Severity.Ok, check, $"{what}: TC=1 in {r.Size} octets; the retry over TCP got it whole");
+            else Add(Severity.Ok, check, $"{what}: fitted in {r.Size} octets (minimised)");
+            return;
+        }
+        Add(Severity.Info, check, "not exercised: no apex answer larger than 512 octets (DNSKEY, TXT, NS, MX, ANY over TCP)");
     }
 
     // ---- amplification ----

@@ -41,8 +41,10 @@ public sealed class CheckCommandTests
     {
         // TestServer's clients are loopback, which RRL exempts by default: exempt nobody, and one
         // bucket per address, so that the burst meets the limiter.
+        // A large TXT RRset at the apex gives the truncation check something to truncate.
+        string bigTxt = string.Concat(Enumerable.Range(0, 8).Select(i => $"@ TXT \"{new string((char)('a' + i), 100)}\"\n"));
         using var server = new TestServer(c => { c.RateLimit.ExemptClients = []; c.RateLimit.Ipv4PrefixLength = 32; },
-            ("example.test", TestServer.ExampleZone));
+            ("example.test", TestServer.ExampleZone + bigTxt));
         var report = Json(server.Address.ToString(), server.EndPoint.Port, "--zone", "example.test");
         Assert.DoesNotContain(report.Findings.Values.SelectMany(v => v), f => f.Severity == "critical");
         Assert.Equal("ok", Severity(report, "udp"));
@@ -55,6 +57,8 @@ public sealed class CheckCommandTests
         Assert.Equal("ok", Severity(report, "any"));
         Assert.All(report.Findings["edns"], f => Assert.True(f.Severity == "ok", f.Text));
         Assert.Equal("info", Severity(report, "dnssec"));
+        Assert.Equal("ok", Severity(report, "truncation"));
+        Assert.Contains("TC=1", report.Findings["truncation"][0].Text);
         Assert.Contains("sending 100 identical queries", report.Stderr);
         Assert.Equal(report.Findings.Values.SelectMany(v => v).Any(f => f.Severity == "warning") ? 1 : 0, report.ExitCode);
     }
