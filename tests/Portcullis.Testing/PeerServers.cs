@@ -138,9 +138,11 @@ public abstract class PeerServer : IDisposable
 public sealed class KnotPeer : PeerServer
 {
     /// <param name="allowTransfer">Let 127.0.0.0/8 transfer the zones (AXFR/IXFR) without a key; off by default, as Knot's own default.</param>
-    public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null, bool allowTransfer = false) : base("knot", zones, port)
+    /// <param name="rrlRate">Responses per second of Knot's RRL module (slip 2), or 0 for none, as Knot's own default.</param>
+    public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null, bool allowTransfer = false, int rrlRate = 0) : base("knot", zones, port)
     {
         _allowTransfer = allowTransfer;
+        _rrlRate = rrlRate;
         string config = Path.Combine(Directory, "knot.conf");
         File.WriteAllText(config, Configuration());
         Start("knotd", ["-c", config],
@@ -148,12 +150,15 @@ public sealed class KnotPeer : PeerServer
     }
 
     private readonly bool _allowTransfer;
+    private readonly int _rrlRate;
 
     private string Configuration()
     {
         // Knot wants an ACL defined before the template that refers to it.
         string acl = _allowTransfer ? "acl:\n  - id: loopback-transfer\n    address: 127.0.0.0/8\n    action: transfer\n" : "";
         string useAcl = _allowTransfer ? "\n    acl: loopback-transfer" : "";
+        string rrl = _rrlRate > 0 ? $"mod-rrl:\n  - id: rrl\n    rate-limit: {_rrlRate}\n    slip: 2\n" : "";
+        string useRrl = _rrlRate > 0 ? "\n    global-module: mod-rrl/rrl" : "";
         var text = new StringBuilder($"""
             server:
                 rundir: "{Directory}"
@@ -166,10 +171,10 @@ public sealed class KnotPeer : PeerServer
             log:
               - target: stderr
                 any: info
-            {acl}template:
+            {acl}{rrl}template:
               - id: default
                 storage: "{Directory}"
-                file: "%s.zone"{useAcl}
+                file: "%s.zone"{useAcl}{useRrl}
             zone:
 
             """);

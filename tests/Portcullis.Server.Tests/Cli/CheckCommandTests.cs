@@ -102,6 +102,27 @@ public sealed class CheckCommandTests
     }
 
     [Fact]
+    public void Rate_limiting_and_cookies_are_reported_as_the_peers_are_configured()
+    {
+        string dir = Directory.CreateTempSubdirectory("check-peers").FullName;
+        try
+        {
+            string file = Path.Combine(dir, "example.test.zone");
+            File.WriteAllText(file, TestServer.ExampleZone);
+            var zones = new[] { new PeerZone("example.test", file) };
+            using (var knot = new KnotPeer(zones, rrlRate: 5))
+                Assert.Equal("ok", Severity(Json("127.0.0.1", knot.Port, "--zone", "example.test"), "rrl"));
+            using (var knot = new KnotPeer(zones))
+                Assert.Equal("warning", Severity(Json("127.0.0.1", knot.Port, "--zone", "example.test"), "rrl"));
+            using (var bind = new BindPeer(zones, "allow-transfer { none; };"))
+                Assert.Equal("ok", Severity(Json("127.0.0.1", bind.Port, "--zone", "example.test", "--no-burst"), "cookies"));
+            using (var bind = new BindPeer(zones, "allow-transfer { none; }; answer-cookie no;"))
+                Assert.Equal("info", Severity(Json("127.0.0.1", bind.Port, "--zone", "example.test", "--no-burst"), "cookies"));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Bind_disclosing_its_version_is_a_warning()
     {
         string dir = Directory.CreateTempSubdirectory("check-bind").FullName;
