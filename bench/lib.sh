@@ -22,3 +22,24 @@ wait_quiet() {
     QUIET_BUDGET=$((QUIET_BUDGET - (SECONDS - start)))
     log "  (the machine stayed busy for $wait s; measuring anyway)"
 }
+
+# A port free for both UDP and TCP on 127.0.0.1 (the servers listen on both). The caller sets PY.
+free_port() {
+    "$PY" - <<'EOF'
+import socket
+while True:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    port = u.getsockname()[1]
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.bind(("127.0.0.1", port))
+        print(port)
+        break
+    except OSError:
+        pass
+    finally:
+        t.close()
+        u.close()
+EOF
+}

@@ -133,26 +133,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 
-free_port() {
-    # A port free for both UDP and TCP on 127.0.0.1 (the servers listen on both).
-    "$PY" - <<'EOF'
-import socket
-while True:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", 0))
-    port = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", port))
-        print(port)
-        break
-    except OSError:
-        pass
-    finally:
-        t.close()
-        u.close()
-EOF
-}
 
 # The server's process and its descendants (NSD forks a serving child and xfrd).
 tree_pids() {

@@ -73,25 +73,6 @@ stop_server() {
     CURRENT=""
 }
 
-free_port() {
-    "$PY" - <<'EOF'
-import socket
-while True:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", 0))
-    port = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", port))
-        print(port)
-        break
-    except OSError:
-        pass
-    finally:
-        t.close()
-        u.close()
-EOF
-}
 
 
 # Each start_* writes its configuration into DIR and execs the server (run in the background by start).
