@@ -139,10 +139,15 @@ public sealed class KnotPeer : PeerServer
 {
     /// <param name="allowTransfer">Let 127.0.0.0/8 transfer the zones (AXFR/IXFR) without a key; off by default, as Knot's own default.</param>
     /// <param name="rrlRate">Responses per second of Knot's RRL module (slip 2), or 0 for none, as Knot's own default.</param>
-    public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null, bool allowTransfer = false, int rrlRate = 0) : base("knot", zones, port)
+    /// <param name="nsid">The NSID Knot returns when asked (RFC 5001), or none.</param>
+    /// <param name="cookieZones">Zones served with Knot's cookies module (server cookies, BADCOOKIE).</param>
+    public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null, bool allowTransfer = false, int rrlRate = 0, string? nsid = null,
+        IReadOnlyCollection<string>? cookieZones = null) : base("knot", zones, port)
     {
         _allowTransfer = allowTransfer;
         _rrlRate = rrlRate;
+        _nsid = nsid;
+        _cookieZones = cookieZones ?? [];
         string config = Path.Combine(Directory, "knot.conf");
         File.WriteAllText(config, Configuration());
         Start("knotd", ["-c", config],
@@ -151,6 +156,8 @@ public sealed class KnotPeer : PeerServer
 
     private readonly bool _allowTransfer;
     private readonly int _rrlRate;
+    private readonly string? _nsid;
+    private readonly IReadOnlyCollection<string> _cookieZones;
 
     private string Configuration()
     {
@@ -159,10 +166,12 @@ public sealed class KnotPeer : PeerServer
         string useAcl = _allowTransfer ? "\n    acl: loopback-transfer" : "";
         string rrl = _rrlRate > 0 ? $"mod-rrl:\n  - id: rrl\n    rate-limit: {_rrlRate}\n    slip: 2\n" : "";
         string useRrl = _rrlRate > 0 ? "\n    global-module: mod-rrl/rrl" : "";
+        string nsid = _nsid is null ? "" : $"\n    nsid: \"{_nsid}\"";
+        string cookies = _cookieZones.Count > 0 ? "mod-cookies:\n  - id: default\n" : "";
         var text = new StringBuilder($"""
             server:
                 rundir: "{Directory}"
-                listen: 127.0.0.1@{Port}
+                listen: 127.0.0.1@{Port}{nsid}
                 udp-workers: 1
                 tcp-workers: 1
                 background-workers: 1
@@ -171,7 +180,7 @@ public sealed class KnotPeer : PeerServer
             log:
               - target: stderr
                 any: info
-            {acl}{rrl}template:
+            {acl}{rrl}{cookies}template:
               - id: default
                 storage: "{Directory}"
                 file: "%s.zone"{useAcl}{useRrl}
@@ -179,7 +188,11 @@ public sealed class KnotPeer : PeerServer
 
             """);
         foreach (var zone in Zones)
-            text.Append($"  - domain: {zone.Origin.TrimEnd('.')}\n");
+        {
+            string origin = zone.Origin.TrimEnd('.');
+            text.Append($"  - domain: {origin}\n");
+            if (_cookieZones.Contains(origin)) text.Append("    module: mod-cookies/default\n");
+        }
         return text.ToString();
     }
 }
