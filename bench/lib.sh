@@ -43,3 +43,26 @@ while True:
         u.close()
 EOF
 }
+
+# Sets PUBLISH: PORTCULLIS_PUBLISH if given (an existing `dotnet publish` directory), else a Release
+# publish into $WORK/publish of the working tree, or of commit PORTCULLIS_REF (git archive). Extra
+# arguments go to `dotnet publish` (-r linux-x64 -p:PublishAot=true, ...). The caller sets REPO and WORK.
+publish_portcullis() {
+    if [ -n "${PORTCULLIS_PUBLISH:-}" ]; then
+        PUBLISH=$PORTCULLIS_PUBLISH
+        return
+    fi
+    PUBLISH=$WORK/publish
+    local source=$REPO
+    if [ -n "${PORTCULLIS_REF:-}" ]; then
+        source=$WORK/source
+        mkdir -p "$source"
+        git -C "$REPO" archive "$PORTCULLIS_REF" | tar -x -C "$source"
+        log "building Portcullis $(git -C "$REPO" rev-parse --short "$PORTCULLIS_REF") (Release $*) into $PUBLISH"
+    else
+        log "building Portcullis from the working tree (Release $*; HEAD is $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)) into $PUBLISH"
+    fi
+    # --artifacts-path keeps bin/ and obj/ out of the source tree.
+    dotnet publish "$source/src/Portcullis" -c Release -o "$PUBLISH" --artifacts-path "$WORK/artifacts" "$@" \
+        -nologo -v quiet >"$WORK/publish.log" 2>&1 || { cat "$WORK/publish.log" >&2; exit 1; }
+}

@@ -267,23 +267,7 @@ start_portcullis() {
 }
 
 # --- build and data -------------------------------------------------------------------------------
-if [ -n "${PORTCULLIS_PUBLISH:-}" ]; then
-    PUBLISH=$PORTCULLIS_PUBLISH
-else
-    PUBLISH=$WORK/publish
-    SOURCE=$REPO
-    if [ -n "${PORTCULLIS_REF:-}" ]; then
-        SOURCE=$WORK/source
-        mkdir -p "$SOURCE"
-        git -C "$REPO" archive "$PORTCULLIS_REF" | tar -x -C "$SOURCE"
-        log "building Portcullis $(git -C "$REPO" rev-parse --short "$PORTCULLIS_REF") (Release) into $PUBLISH"
-    else
-        log "building Portcullis from the working tree (Release; HEAD is $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)) into $PUBLISH"
-    fi
-    # --artifacts-path keeps bin/ and obj/ out of the source tree.
-    dotnet publish "$SOURCE/src/Portcullis" -c Release -o "$PUBLISH" --artifacts-path "$WORK/artifacts" \
-        -nologo -v quiet >"$WORK/publish.log" 2>&1 || { cat "$WORK/publish.log" >&2; exit 1; }
-fi
+publish_portcullis
 log "generating the zone and $QUERIES queries"
 "$PY" "$HERE/gen.py" "$WORK/bench.test.zone" "$WORK/queries" "$QUERIES" 1
 

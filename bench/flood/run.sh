@@ -46,15 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -n "${PORTCULLIS_PUBLISH:-}" ]; then
-    PUBLISH=$PORTCULLIS_PUBLISH
-else
-    PUBLISH=$WORK/publish
-    log "building Portcullis (Release, ReadyToRun) into $PUBLISH"
-    dotnet publish "$REPO/src/Portcullis" -c Release -o "$PUBLISH" --artifacts-path "$WORK/artifacts" \
-        -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v quiet >"$WORK/publish.log" 2>&1 \
-        || { cat "$WORK/publish.log" >&2; exit 1; }
-fi
+publish_portcullis -r linux-x64 --self-contained false -p:PublishReadyToRun=true
 
 PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 {

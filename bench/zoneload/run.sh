@@ -163,29 +163,13 @@ measure() {
 }
 
 # --- build and data -------------------------------------------------------------------------------
-if [ -n "${PORTCULLIS_PUBLISH:-}" ]; then
-    PUBLISH=$PORTCULLIS_PUBLISH
-else
-    PUBLISH=$WORK/publish
-    SOURCE=$REPO
-    if [ -n "${PORTCULLIS_REF:-}" ]; then
-        SOURCE=$WORK/source
-        mkdir -p "$SOURCE"
-        git -C "$REPO" archive "$PORTCULLIS_REF" | tar -x -C "$SOURCE"
-        log "building Portcullis $(git -C "$REPO" rev-parse --short "$PORTCULLIS_REF") (Release) into $PUBLISH"
-    else
-        log "building Portcullis from the working tree (Release; HEAD is $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)) into $PUBLISH"
-    fi
-    case "$BUILD" in
-        jit) FLAGS=() ;;
-        r2r) FLAGS=(-r linux-x64 --self-contained false -p:PublishReadyToRun=true) ;;
-        aot) FLAGS=(-r linux-x64 -p:PublishAot=true) ;;
-        *) echo "zoneload: BUILD must be jit, r2r or aot" >&2; exit 2 ;;
-    esac
-    log "build: $BUILD"
-    dotnet publish "$SOURCE/src/Portcullis" -c Release -o "$PUBLISH" --artifacts-path "$WORK/artifacts" "${FLAGS[@]}" \
-        -nologo -v quiet >"$WORK/publish.log" 2>&1 || { cat "$WORK/publish.log" >&2; exit 1; }
-fi
+case "$BUILD" in
+    jit) FLAGS=() ;;
+    r2r) FLAGS=(-r linux-x64 --self-contained false -p:PublishReadyToRun=true) ;;
+    aot) FLAGS=(-r linux-x64 -p:PublishAot=true) ;;
+    *) echo "zoneload: BUILD must be jit, r2r or aot" >&2; exit 2 ;;
+esac
+publish_portcullis "${FLAGS[@]}"
 # One UDP worker, as Knot and NSD get one (builds before --udp-workers had one anyway).
 WORKERS=()
 HELP_CMD=(dotnet "$PUBLISH/portcullis.dll")
