@@ -9,6 +9,7 @@ namespace Portcullis.Server.Configuration;
 [YamlStaticContext]
 [YamlSerializable(typeof(ServerConfig))]
 [YamlSerializable(typeof(ZoneConfig))]
+[YamlSerializable(typeof(KeyConfig))]
 [YamlSerializable(typeof(LimitsConfig))]
 [YamlSerializable(typeof(ChaosConfig))]
 [YamlSerializable(typeof(LoggingConfig))]

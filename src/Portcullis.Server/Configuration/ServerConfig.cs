@@ -23,6 +23,8 @@ public sealed class ServerConfig
     /// <summary>Where `serve` writes its process id, for `portcullis reload` (SIGHUP).</summary>
     public string? PidFile { get; set; }
 
+    /// <summary>TSIG keys (RFC 8945), usable as "key NAME" in the access lists and for transfers and updates.</summary>
+    public List<KeyConfig> Keys { get; set; } = [];
     /// <summary>Named access control lists, usable by name in the allow-* lists and in other ACLs.</summary>
     public Dictionary<string, List<string>> Acls { get; set; } = new();
     /// <summary>Who may query the authoritative zones (default: any).</summary>
@@ -63,6 +65,14 @@ public sealed class ServerConfig
                 return TimeSpan.FromSeconds(v * unit);
         throw new FormatException($"'{text}' is not a duration (e.g. 10s, 500ms, 2m)");
     }
+}
+
+/// <summary>A TSIG key: its name, algorithm and base64 secret, as `portcullis tsig-keygen` prints them.</summary>
+public sealed class KeyConfig
+{
+    public string Name { get; set; } = "";
+    public string Algorithm { get; set; } = "hmac-sha256";
+    public string Secret { get; set; } = "";
 }
 
 public sealed class ZoneConfig

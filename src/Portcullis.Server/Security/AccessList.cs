@@ -151,7 +151,7 @@ public sealed record LocalNetworks(IReadOnlyList<(IPAddress Address, int PrefixL
 /// "!" in front negates it. Unknown names, bad prefixes and loops between named lists are errors
 /// that name the offending element.
 /// </summary>
-public sealed class AccessListCompiler(IReadOnlyDictionary<string, List<string>> named, LocalNetworks local)
+public sealed class AccessListCompiler(IReadOnlyDictionary<string, List<string>> named, LocalNetworks local, ISet<DnsName>? knownKeys = null)
 {
     private static readonly string[] BuiltIn = ["any", "none", "localhost", "localnets", "loopback"];
 
@@ -202,6 +202,9 @@ public sealed class AccessListCompiler(IReadOnlyDictionary<string, List<string>>
                 string keyName = text[4..].Trim();
                 if (!DnsName.TryParse(keyName, DnsName.Root, out var key, out string? error))
                     throw new Configuration.ConfigException($"{what}: '{raw}': bad key name: {error}", raw);
+                // A misspelt key name would silently match nothing: refuse it, as BIND does.
+                if (knownKeys is not null && !knownKeys.Contains(key!.ToLowerInvariant()))
+                    throw new Configuration.ConfigException($"{what}: '{raw}': no key named {key} under keys", raw);
                 rules.Add(new AccessList.Rule(AccessList.RuleKind.Key, allow, 0, 0, 0, key!.Wire.ToArray()));
                 continue;
             }

@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using System.Net;
 using Portcullis.Protocol.Names;
+using Portcullis.Protocol.Tsig;
 using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
 
@@ -19,8 +20,9 @@ public sealed class SecurityPolicy
     private readonly FrozenDictionary<DnsName, ZoneAccess> _zones;
 
     private SecurityPolicy(ZoneAccess defaults, AccessList recursion, FrozenDictionary<DnsName, ZoneAccess> zones,
-        AccessList rrlExempt, AccessList clientLimitExempt)
+        AccessList rrlExempt, AccessList clientLimitExempt, TsigKeyRing keys)
     {
+        Keys = keys;
         Defaults = defaults;
         Recursion = recursion;
         _zones = zones;
@@ -34,6 +36,8 @@ public sealed class SecurityPolicy
     public AccessList Recursion { get; }
     public AccessList RrlExempt { get; }
     public AccessList ClientLimitExempt { get; }
+    /// <summary>The TSIG keys requests may be signed with.</summary>
+    public TsigKeyRing Keys { get; }
 
     /// <summary>The lists that apply to <paramref name="zone"/>.</summary>
     public ZoneAccess For(Zone zone) => _zones.Count != 0 && _zones.TryGetValue(zone.Origin, out var z) ? z : Defaults;
@@ -44,7 +48,17 @@ public sealed class SecurityPolicy
         foreach (var name in config.Acls.Keys)
             if (AccessListCompiler.IsBuiltIn(name))
                 throw new ConfigException($"acls: '{name}' is a built-in list and cannot be redefined", name);
-        var compiler = new AccessListCompiler(config.Acls, local);
+        var keys = new List<TsigKey>();
+        foreach (var k in config.Keys)
+        {
+            if (!TsigKey.TryCreate(k.Name, k.Algorithm, k.Secret, out var key, out string? error))
+                throw new ConfigException($"keys: {error}",
+                    error!.StartsWith("secret", StringComparison.Ordinal) ? k.Secret : error.StartsWith("algorithm", StringComparison.Ordinal) ? k.Algorithm : k.Name.Length > 0 ? k.Name : "keys");
+            if (keys.Exists(other => other.Name == key!.Name))
+                throw new ConfigException($"keys: '{k.Name}' is defined twice", k.Name);
+            keys.Add(key!);
+        }
+        var compiler = new AccessListCompiler(config.Acls, local, keys.Select(k => k.Name).ToHashSet());
         // Every named list compiles on its own too, so a broken one is reported even when unused.
         foreach (var (name, elements) in config.Acls) compiler.Compile(elements, $"acls: {name}");
         var defaults = new ZoneAccess(
@@ -65,7 +79,7 @@ public sealed class SecurityPolicy
         }
         return new SecurityPolicy(defaults, compiler.Compile(config.AllowRecursion, "allow-recursion"), zones.ToFrozenDictionary(),
             compiler.Compile(config.RateLimit.ExemptClients, "rate-limit: exempt-clients"),
-            compiler.Compile(config.ClientLimit.ExemptClients, "client-limit: exempt-clients"));
+            compiler.Compile(config.ClientLimit.ExemptClients, "client-limit: exempt-clients"), new TsigKeyRing(keys));
     }
 
     /// <summary>
