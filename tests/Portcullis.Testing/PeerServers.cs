@@ -68,13 +68,23 @@ public abstract class PeerServer : IDisposable
         }
     }
 
-    /// <summary>Queries each zone's SOA until it is answered authoritatively, with bounded tries.</summary>
+    /// <summary>Waits (bounded) until the server's log contains <paramref name="text"/>, e.g. a reload's "loaded" line.</summary>
+    public bool WaitForLog(string text, TimeSpan? timeout = null) =>
+        _process is { } p && p.WaitForOutput(text, timeout ?? ExternalProcess.DefaultTimeout);
+
+    /// <summary>The names whose SOA must be answered before the server counts as ready: its zones.</summary>
+    protected virtual IEnumerable<string> ReadinessNames => Zones.Select(z => z.Origin);
+
+    /// <summary>A ready answer to a readiness probe: authoritative, NOERROR, with an answer.</summary>
+    protected virtual bool IsReady(ReadOnlySpan<byte> response, ushort id) => IsAuthoritativeAnswer(response, id);
+
+    /// <summary>Queries each readiness name's SOA until it is answered as <see cref="IsReady"/> wants, with bounded tries.</summary>
     private void WaitUntilAnswering()
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         socket.ReceiveTimeout = (int)ProbeWait.TotalMilliseconds;
         socket.Connect(EndPoint);
-        var pending = new Queue<string>(Zones.Select(z => z.Origin));
+        var pending = new Queue<string>(ReadinessNames);
         var buffer = new byte[4096];
         ushort id = 0x5000;
         for (int i = 0; i < ProbeTries && pending.Count > 0; i++)
@@ -86,7 +96,7 @@ public abstract class PeerServer : IDisposable
             {
                 socket.Send(SoaQuery(id, pending.Peek()));
                 int n = socket.Receive(buffer);
-                if (IsAuthoritativeAnswer(buffer.AsSpan(0, n), id)) pending.Dequeue();
+                if (IsReady(buffer.AsSpan(0, n), id)) pending.Dequeue();
             }
             catch (SocketException)
             {
@@ -102,7 +112,7 @@ public abstract class PeerServer : IDisposable
     {
         var bytes = new List<byte>(64);
         bytes.AddRange([(byte)(id >> 8), (byte)id, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-        foreach (var label in origin.TrimEnd('.').Split('.'))
+        foreach (var label in origin.TrimEnd('.').Split('.', StringSplitOptions.RemoveEmptyEntries))
         {
             bytes.Add((byte)label.Length);
             bytes.AddRange(Encoding.ASCII.GetBytes(label));
@@ -110,6 +120,10 @@ public abstract class PeerServer : IDisposable
         bytes.AddRange([0, 0, 6, 0, 1]);   // root, TYPE SOA, CLASS IN
         return bytes.ToArray();
     }
+
+    /// <summary>Any reply to the probe (QR set, our ID), whatever its RCODE: a resolver that refuses us is still up.</summary>
+    protected static bool IsAnyReply(ReadOnlySpan<byte> response, ushort id) =>
+        response.Length >= 12 && BinaryPrimitives.ReadUInt16BigEndian(response) == id && (response[2] & 0x80) != 0;
 
     private static bool IsAuthoritativeAnswer(ReadOnlySpan<byte> response, ushort id)
     {
@@ -141,9 +155,12 @@ public sealed class KnotPeer : PeerServer
     /// <param name="rrlRate">Responses per second of Knot's RRL module (slip 2), or 0 for none, as Knot's own default.</param>
     /// <param name="nsid">The NSID Knot returns when asked (RFC 5001), or none.</param>
     /// <param name="cookieZones">Zones served with Knot's cookies module (server cookies, BADCOOKIE).</param>
+    /// <param name="journalDifferences">On <see cref="ReloadZone"/>, compare the edited zone file with the zone served and
+    /// keep the difference in the journal (<c>zonefile-load: difference</c>), so that IXFR has a diff to send.</param>
     public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null, bool allowTransfer = false, int rrlRate = 0, string? nsid = null,
-        IReadOnlyCollection<string>? cookieZones = null) : base("knot", zones, port)
+        IReadOnlyCollection<string>? cookieZones = null, bool journalDifferences = false) : base("knot", zones, port)
     {
+        _journalDifferences = journalDifferences;
         _allowTransfer = allowTransfer;
         _rrlRate = rrlRate;
         _nsid = nsid;
@@ -154,6 +171,7 @@ public sealed class KnotPeer : PeerServer
             ["server started", .. zones.Select(z => $"[{z.Origin.TrimEnd('.')}.] loaded")]);
     }
 
+    private readonly bool _journalDifferences;
     private readonly bool _allowTransfer;
     private readonly int _rrlRate;
     private readonly string? _nsid;
@@ -168,6 +186,7 @@ public sealed class KnotPeer : PeerServer
         string useRrl = _rrlRate > 0 ? "\n    global-module: mod-rrl/rrl" : "";
         string nsid = _nsid is null ? "" : $"\n    nsid: \"{_nsid}\"";
         string cookies = _cookieZones.Count > 0 ? "mod-cookies:\n  - id: default\n" : "";
+        string journal = _journalDifferences ? "\n    zonefile-load: difference\n    journal-content: changes" : "";
         var text = new StringBuilder($"""
             server:
                 rundir: "{Directory}"
@@ -183,7 +202,7 @@ public sealed class KnotPeer : PeerServer
             {acl}{rrl}{cookies}template:
               - id: default
                 storage: "{Directory}"
-                file: "%s.zone"{useAcl}{useRrl}
+                file: "%s.zone"{useAcl}{useRrl}{journal}
             zone:
 
             """);
@@ -193,6 +212,91 @@ public sealed class KnotPeer : PeerServer
             text.Append($"  - domain: {origin}\n");
             if (_cookieZones.Contains(origin)) text.Append("    module: mod-cookies/default\n");
         }
+        return text.ToString();
+    }
+
+    /// <summary>The zone file Knot reads for <paramref name="origin"/>: edit it, then <see cref="ReloadZone"/>.</summary>
+    public string ZoneFile(string origin) => Path.Combine(Directory, LocalFile(new PeerZone(origin, "")));
+
+    /// <summary>
+    /// Reloads one zone through Knot's control socket (its default, knot.sock in the run directory)
+    /// and waits for the log line of the new serial, so the caller's next query sees it.
+    /// </summary>
+    public void ReloadZone(string origin, uint newSerial)
+    {
+        string zone = origin.TrimEnd('.');
+        ExternalProcess.Run("knotc", ["-s", Path.Combine(Directory, "knot.sock"), "zone-reload", zone]).EnsureSuccess();
+        if (!WaitForLog($"-> {newSerial}"))
+            throw new TimeoutException($"knot did not log serial {newSerial} for {zone} after zone-reload.\nLog:\n{Log}");
+    }
+}
+
+/// <summary>
+/// Unbound (<c>unbound -d</c>: foreground, log to stderr) as a recursive resolver that needs no
+/// Internet: every name is refused (<c>local-zone: "." refuse</c>) except the stub zones, which it
+/// resolves by asking the given authoritative servers on loopback (<c>do-not-query-localhost: no</c>,
+/// as Unbound would otherwise never query 127.0.0.0/8), and the local data. No root hints are
+/// used, no trust anchor is configured (the iterator module alone: no validation) and remote
+/// control is off; the pid file and working directory are in <see cref="PeerServer.Directory"/>.
+/// </summary>
+public sealed class UnboundPeer : PeerServer
+{
+    /// <param name="access">What <c>access-control</c> does for 127.0.0.0/8: <c>allow</c> (recursion
+    /// offered to every loopback client: an open resolver for the audit's tests), <c>refuse</c>
+    /// (REFUSED to all), <c>deny</c> (silence) ...</param>
+    /// <param name="stubs">Zones to resolve by asking an authoritative server (<c>stub-zone</c>).</param>
+    /// <param name="localData">Records Unbound answers itself (<c>local-data</c>, zone-file syntax).</param>
+    public UnboundPeer(string access = "allow", IReadOnlyList<(string Zone, IPEndPoint Server)>? stubs = null,
+        IReadOnlyList<string>? localData = null, int? port = null) : base("unbound", [], port)
+    {
+        Access = access;
+        _stubs = stubs ?? [];
+        _localData = localData ?? [];
+        string config = Path.Combine(Directory, "unbound.conf");
+        File.WriteAllText(config, Configuration());
+        Start("unbound", ["-d", "-c", config], ["start of service"]);
+    }
+
+    public string Access { get; }
+    private readonly IReadOnlyList<(string Zone, IPEndPoint Server)> _stubs;
+    private readonly IReadOnlyList<string> _localData;
+
+    /// <summary>". SOA" is refused (or, with access deny, never answered: then only the log line counts).</summary>
+    protected override IEnumerable<string> ReadinessNames => Access == "deny" ? [] : ["."];
+
+    protected override bool IsReady(ReadOnlySpan<byte> response, ushort id) => IsAnyReply(response, id);
+
+    private string Configuration()
+    {
+        var text = new StringBuilder($"""
+            server:
+                interface: 127.0.0.1
+                port: {Port}
+                do-ip4: yes
+                do-ip6: no
+                do-udp: yes
+                do-tcp: yes
+                access-control: 127.0.0.0/8 {Access}
+                chroot: ""
+                username: ""
+                directory: "{Directory}"
+                pidfile: "{Directory}/unbound.pid"
+                use-syslog: no
+                logfile: ""
+                verbosity: 1
+                num-threads: 1
+                module-config: "iterator"
+                do-not-query-localhost: no
+                local-zone: "." refuse
+
+            """);
+        foreach (var (zone, _) in _stubs)
+            text.Append($"    local-zone: \"{zone.TrimEnd('.')}.\" transparent\n");
+        foreach (var record in _localData)
+            text.Append($"    local-data: \"{record}\"\n");
+        text.Append("remote-control:\n    control-enable: no\n");
+        foreach (var (zone, server) in _stubs)
+            text.Append($"stub-zone:\n    name: \"{zone.TrimEnd('.')}.\"\n    stub-addr: {server.Address}@{server.Port}\n");
         return text.ToString();
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
@@ -31,7 +32,19 @@ public sealed class ServerAudit(AuditOptions options, TextWriter progress)
     /// <summary>An unassigned bit of the OPT record's Z field (RFC 6891 §6.1.4: must be zero, ignored, not echoed).</summary>
     public const ushort UnknownFlag = 0x0040;
 
+    /// <summary>The most queries the search for the zone's largest answer sends (besides ANY and DNSKEY).</summary>
+    public const int MaxLargestAnswerProbes = 28;
+    /// <summary>The apex types probed for a large answer when the zone could not be transferred.
+    /// DNSKEY is not among them: it is asked anyway, with ANY.</summary>
+    private static readonly RecordType[] ApexTypes =
+        [RecordType.TXT, RecordType.MX, RecordType.NS, RecordType.SOA, RecordType.CAA, RecordType.HTTPS];
+    /// <summary>Names (relative to the zone) and types that are often large, probed besides the apex.</summary>
+    private static readonly (string Label, RecordType Type)[] CommonNames =
+        [("www", RecordType.A), ("www", RecordType.AAAA), ("www", RecordType.TXT), ("mail", RecordType.A), ("mail", RecordType.AAAA), ("mail", RecordType.TXT)];
+
     private readonly List<Finding> _findings = [];
+    /// <summary>The zone's records when AXFR was allowed, for the amplification search.</summary>
+    private List<ResourceRecord>? _transferred;
     public IReadOnlyList<Finding> Findings => _findings;
     /// <summary>The zone audited (given or discovered), null when none.</summary>
     public DnsName? Zone { get; private set; }
@@ -136,6 +149,8 @@ public sealed class ServerAudit(AuditOptions options, TextWriter progress)
         if (Zone is null) { Add(Severity.Info, "axfr", "skipped: no zone"); return; }
         var r = Tcp(Query(Zone, RecordType.AXFR, rd: false, edns: null));
         int records = r.Replies.Sum(m => m.Answers.Count);
+        if (r.Replies.Count > 0 && r.Replies[0].Rcode == Rcode.NoError && records > 0 && r.Status == ExchangeStatus.Answered)
+            _transferred = [.. r.Replies.SelectMany(m => m.Answers)];
         if (r.Replies.Count > 0 && r.Replies[0].Rcode == Rcode.NoError && records > 0)
             Add(Severity.Critical, "axfr", $"AXFR of {Zone} allowed without a key: {records} records",
                 "allow transfers only to secondaries, with a TSIG key (RFC 5936 §6)");
@@ -214,19 +229,32 @@ public sealed class ServerAudit(AuditOptions options, TextWriter progress)
 
     // ---- amplification ----
 
+    /// <summary>
+    /// The response/query size ratio over UDP with a 4096-octet EDNS buffer (what an attacker
+    /// spoofing the victim's address asks for) of ANY and DNSKEY at the apex, and of the largest
+    /// answers the zone has that can be found: every RRset of the transfer when AXFR was allowed
+    /// (the largest <see cref="MaxLargestAnswerProbes"/> by their wire size), else the apex types
+    /// and a few common names. The count is printed before the queries are sent.
+    /// </summary>
     private void Amplification()
     {
         if (Zone is null) { Add(Severity.Info, "amplification", "skipped: no zone"); return; }
+        var candidates = LargestAnswerCandidates(Zone);
+        progress.WriteLine($"portcullis: sending {candidates.Count + 2} queries (ANY, DNSKEY and {candidates.Count} of the zone's largest answers{(_transferred is null ? ", guessed" : ", from the transfer")}) to {DnsExchange.Format(Target)}");
         double largest = 0;
         string largestWhat = "";
-        foreach (var type in (ReadOnlySpan<RecordType>)[RecordType.ANY, RecordType.DNSKEY])
+        int answered = 0;
+        foreach (var (name, type) in (IEnumerable<(DnsName, RecordType)>)[(Zone, RecordType.ANY), (Zone, RecordType.DNSKEY), .. candidates])
         {
             var edns = Edns0(); edns.UdpPayloadSize = 4096;
-            var query = Query(Zone, type, rd: false, edns: edns);
-            var r = Udp(query);
+            var query = Query(name, type, rd: false, edns: edns);
+            int querySize = query.ToWire().Length;
+            // One try: a lost datagram only makes the estimate lower, and the load stays as printed.
+            var r = DnsExchange.Udp(Target, query.ToWire(), query.Questions[0], options.Timeout, retries: 0);
             if (r.Replies.Count == 0) continue;
-            double ratio = (double)r.Size / query.ToWire().Length;
-            if (ratio > largest) (largest, largestWhat) = (ratio, $"{Zone} {type}: {r.Size} octets for a {query.ToWire().Length}-octet query");
+            answered++;
+            double ratio = (double)r.Size / querySize;
+            if (ratio > largest) (largest, largestWhat) = (ratio, $"{name} {RecordTypes.ToText(type)}: {r.Size} octets for a {querySize}-octet query");
             if (type == RecordType.ANY)
             {
                 var m = r.Replies[0];
@@ -237,10 +265,34 @@ public sealed class ServerAudit(AuditOptions options, TextWriter progress)
                 else Add(Severity.Warning, "any", $"ANY not minimised: {rrsets} RRsets over UDP", "answer ANY with one RRset (RFC 8482)");
             }
         }
-        if (largest == 0) Add(Severity.Info, "amplification", "no UDP answer to ANY or DNSKEY");
-        else if (largest > 10) Add(Severity.Warning, "amplification", $"largest ratio {largest:0.0}x ({largestWhat})",
-            "minimise ANY, enable response rate limiting, keep DNSKEY sets small");
-        else Add(Severity.Info, "amplification", $"largest ratio {largest:0.0}x ({largestWhat})");
+        string tried = $"{answered} of {candidates.Count + 2} queries answered over UDP";
+        if (largest == 0) Add(Severity.Info, "amplification", $"no UDP answer to ANY, DNSKEY or the zone's largest answers ({tried})");
+        else if (largest > 10) Add(Severity.Warning, "amplification", $"largest ratio {largest.ToString("0.0", CultureInfo.InvariantCulture)}x ({largestWhat}; {tried})",
+            "minimise ANY, enable response rate limiting, keep large RRsets (DNSKEY, TXT) small");
+        else Add(Severity.Info, "amplification", $"largest ratio {largest.ToString("0.0", CultureInfo.InvariantCulture)}x ({largestWhat}; {tried})");
+    }
+
+    /// <summary>
+    /// The queries that may draw the zone's largest answers. From a transfer: the RRsets grouped by
+    /// owner and type (RRSIGs travel with their RRset, the SOA is small and comes twice, and the apex DNSKEY is asked
+    /// anyway), ordered by their uncompressed wire size, largest first. Without one: the apex
+    /// types and the common names, in that order.
+    /// </summary>
+    private List<(DnsName Name, RecordType Type)> LargestAnswerCandidates(DnsName zone)
+    {
+        if (_transferred is { } records)
+            return records
+                .Where(r => r.Type is not (RecordType.RRSIG or RecordType.SOA) && !(r.Type == RecordType.DNSKEY && r.Owner == zone))
+                .GroupBy(r => (r.Owner, r.Type))
+                .Select(g => (g.Key, Size: g.Sum(r => r.Owner.WireLength + 10 + r.Data.Length)))
+                .OrderByDescending(g => g.Size).ThenBy(g => g.Key.Owner.ToString(), StringComparer.Ordinal)
+                .Take(MaxLargestAnswerProbes)
+                .Select(g => g.Key).ToList();
+        var guessed = new List<(DnsName, RecordType)>();
+        foreach (var type in ApexTypes) guessed.Add((zone, type));
+        foreach (var (label, type) in CommonNames)
+            if (DnsName.TryParse(label, zone, out var name, out _)) guessed.Add((name!, type));
+        return guessed;
     }
 
     // ---- cookies ----

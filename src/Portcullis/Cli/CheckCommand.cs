@@ -51,7 +51,15 @@ public static class CheckCommand
             }
             var options = new AuditOptions(new IPEndPoint(address, p), zoneName, result.GetValue(noBurst) ? 0 : n, TimeSpan.FromSeconds(t));
             var audit = new ServerAudit(options, stderr);
-            audit.Run();
+            try
+            {
+                audit.Run();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The last guard of "never a stack trace": the report so far is still printed.
+                stderr.WriteLine($"portcullis: the audit stopped: {e.Message.ReplaceLineEndings(" ")}");
+            }
             if (result.GetValue(json)) WriteJson(stdout, options, audit);
             else WriteTable(stdout, options, audit);
             if (!audit.Reachable) return QueryCommand.NoReply;

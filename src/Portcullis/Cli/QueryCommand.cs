@@ -70,7 +70,17 @@ public static class QueryCommand
                 stderr.WriteLine($"portcullis: {error}");
                 return CommandLine.UsageError;
             }
-            return Run(request, string.Join(' ', result.GetValue(words) ?? []), stdout, stderr);
+            try
+            {
+                return Run(request, string.Join(' ', result.GetValue(words) ?? []), stdout, stderr);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The last guard of "never a stack trace": a reply that passed parsing but that some
+                // later step could not handle is still one line on stderr (exit 1, as malformed).
+                stderr.WriteLine($"portcullis: cannot handle the reply: {e.Message.ReplaceLineEndings(" ")}");
+                return CommandLine.Problems;
+            }
         });
         return command;
     }
@@ -176,11 +186,11 @@ public static class QueryCommand
 
     public static int Run(Request request, string queryLine, TextWriter stdout, TextWriter stderr)
     {
-        var server = ResolveServer(request, out string? error);
+        var server = ResolveServer(request, out string? error, out bool usage);
         if (server is null)
         {
             stderr.WriteLine($"portcullis: {error}");
-            return NoReply;
+            return usage ? CommandLine.UsageError : NoReply;
         }
         var query = BuildQuery(request);
         byte[] wire = query.ToWire();
@@ -228,15 +238,21 @@ public static class QueryCommand
     }
 
     /// <summary>@server (an address or a host name), else the first resolv.conf nameserver, else 127.0.0.1.</summary>
-    private static IPEndPoint? ResolveServer(Request request, out string? error)
+    /// <summary>A literal address of the other family than -4/-6 asked for is a usage error (as dig's "address family not supported").</summary>
+    private static IPEndPoint? ResolveServer(Request request, out string? error, out bool usage)
     {
         error = null;
+        usage = false;
         string text = request.Server ?? FirstNameserver() ?? "127.0.0.1";
         if (text.StartsWith('[') && text.EndsWith(']')) text = text[1..^1];
         if (IPAddress.TryParse(text, out var address))
         {
             if (request.Family is { } f && address.AddressFamily != f)
-            { error = $"{text}: not an {(f == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address"; return null; }
+            {
+                error = $"{text}: not an {(f == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address ({(f == AddressFamily.InterNetwork ? "-4" : "-6")} given)";
+                usage = true;
+                return null;
+            }
             return new IPEndPoint(address, request.Port);
         }
         try

@@ -119,11 +119,22 @@ public static class DnsExchange
             var prefix = new byte[2];
             while (true)
             {
-                if (!ReadExactly(socket, prefix)) return Fail(result, clock, ExchangeStatus.Malformed, "connection closed before the reply was complete");
+                // Each message must arrive whole within the timeout, however the server drips it.
+                var deadline = Stopwatch.StartNew();
+                if (!ReadExactly(socket, prefix, timeout, deadline, out int gotPrefix))
+                    return Fail(result, clock, ExchangeStatus.Malformed, "connection closed before the reply was complete");
+                if (gotPrefix < 0)
+                    return Fail(result, clock, ExchangeStatus.Malformed, $"incomplete reply from {Format(server)} over TCP: the length prefix stalled");
                 int length = BinaryPrimitives.ReadUInt16BigEndian(prefix);
-                if (!ReadExactly(socket, buffer.AsSpan(0, length))) return Fail(result, clock, ExchangeStatus.Malformed, "connection closed in the middle of a message");
+                if (!ReadExactly(socket, buffer.AsSpan(0, length), timeout, deadline, out int got))
+                    return Fail(result, clock, ExchangeStatus.Malformed, $"connection closed in the middle of a message ({got} of the {length} octets announced)");
+                if (got < 0)
+                    return Fail(result, clock, ExchangeStatus.Malformed,
+                        $"incomplete reply from {Format(server)} over TCP: {-got - 1} of the {length} octets announced came within {timeout.TotalSeconds:0.###} s");
                 var reply = buffer.AsSpan(0, length);
-                if (length < 12 || BinaryPrimitives.ReadUInt16BigEndian(reply) != id)
+                if (length < 12)
+                    return Fail(result, clock, ExchangeStatus.Malformed, $"malformed reply: a {length}-octet message is shorter than a DNS header");
+                if (BinaryPrimitives.ReadUInt16BigEndian(reply) != id)
                     return Fail(result, clock, ExchangeStatus.Malformed, "malformed reply: wrong message ID over TCP");
                 if (!DnsMessage.TryParse(reply, out var message))
                     return Fail(result, clock, ExchangeStatus.Malformed, "malformed reply");
@@ -164,22 +175,51 @@ public static class DnsExchange
         return r;
     }
 
-    private static bool ReadExactly(Socket socket, Span<byte> into)
+    /// <summary>
+    /// Fills <paramref name="into"/>. False when the peer closed first (<paramref name="got"/>: the
+    /// octets read). When <paramref name="timeout"/> has passed since <paramref name="deadline"/>
+    /// started with some octets read, true with <paramref name="got"/> = -(octets read) - 1: the
+    /// message started and stalled. With nothing read, the timeout's SocketException propagates
+    /// (no reply).
+    /// </summary>
+    private static bool ReadExactly(Socket socket, Span<byte> into, TimeSpan timeout, Stopwatch deadline, out int got)
     {
+        got = 0;
         while (into.Length > 0)
         {
-            int n = socket.Receive(into);
+            var left = timeout - deadline.Elapsed;
+            if (left <= TimeSpan.Zero)
+            {
+                if (got == 0) throw new SocketException((int)SocketError.TimedOut);
+                got = -got - 1;
+                return true;
+            }
+            socket.ReceiveTimeout = (int)Math.Clamp(Math.Ceiling(left.TotalMilliseconds), 1, int.MaxValue);
+            int n;
+            try { n = socket.Receive(into); }
+            catch (SocketException e) when (got > 0 && e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
+            {
+                got = -got - 1;
+                return true;
+            }
             if (n == 0) return false;
+            got += n;
             into = into[n..];
         }
         return true;
     }
 
-    /// <summary>QR set and the question echoed (names compared without case, RFC 4343).</summary>
+    /// <summary>
+    /// QR set and the question echoed (names compared without case, RFC 4343); or, with no question
+    /// section at all, an error RCODE: Unbound's access-control "refuse" and servers that could not
+    /// read the question answer with the bare header (RFC 1035 §4.1.1 leaves the question to the
+    /// server), and dig accepts those too. Such a reply can only match by ID and source, so a
+    /// NOERROR without the question (which would carry data we cannot tie to our question) is not one.
+    /// </summary>
     private static bool IsReplyTo(DnsMessage message, DnsQuestion question) =>
-        message.Header.IsResponse && message.Questions.Count == 1
-        && message.Questions[0].Type == question.Type && message.Questions[0].Class == question.Class
-        && message.Questions[0].Name == question.Name;
+        message.Header.IsResponse && (message.Questions.Count == 1
+            ? message.Questions[0].Type == question.Type && message.Questions[0].Class == question.Class && message.Questions[0].Name == question.Name
+            : message.Questions.Count == 0 && message.Rcode != Rcode.NoError && message.Answers.Count == 0);
 
     public static string Format(IPEndPoint endPoint) => endPoint.AddressFamily == AddressFamily.InterNetworkV6
         ? $"[{endPoint.Address}]:{endPoint.Port}" : $"{endPoint.Address}:{endPoint.Port}";

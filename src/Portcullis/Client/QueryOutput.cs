@@ -130,7 +130,8 @@ public static class QueryOutput
     public static string OptionText(EdnsOption option) => option switch
     {
         CookieOption c => $"COOKIE: {Hex(c.ClientCookie)}{Hex(c.ServerCookie)}",
-        NsidOption n => $"NSID: {Hex(n.Data)} (\"{Printable(n.Data)}\")",
+        // dig 9.18: the octets in hex, one space between, then the printable rendering.
+        NsidOption n => $"NSID: {string.Join(' ', n.Data.ToArray().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)))} (\"{Printable(n.Data)}\")",
         ClientSubnetOption s => $"CLIENT-SUBNET: {s.Address}/{s.SourcePrefixLength}/{s.ScopePrefixLength}",
         ExtendedDnsErrorOption e => $"EDE: {(ushort)e.InfoCode} ({ExtendedDnsErrors.ToText(e.InfoCode)}){(e.ExtraText.Length > 0 ? $": ({e.ExtraText})" : "")}",
         _ => option.ToString(),

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Portcullis.Server.Tests.Support;
 using Portcullis.Testing;
 
@@ -22,6 +24,8 @@ public sealed class CheckCommandTests
         var result = Check([address, "-p", port.ToString(), "--json", "--burst", "100", .. args]);
         var findings = new Dictionary<string, List<(string, string)>>();
         using var doc = JsonDocument.Parse(result.Stdout);
+        // Every report the tests read is also held to the documented schema.
+        JsonSchemaCheck.AssertValid("check.schema.json", doc.RootElement);
         foreach (var f in doc.RootElement.GetProperty("findings").EnumerateArray())
         {
             string check = f.GetProperty("check").GetString()!;
@@ -151,5 +155,73 @@ public sealed class CheckCommandTests
         var unreachable = Check("127.0.0.1", "-p", "9", "--timeout", "1", "--json");
         Assert.Equal(9, unreachable.ExitCode);
         Assert.False(JsonDocument.Parse(unreachable.Stdout).RootElement.GetProperty("reachable").GetBoolean());
+    }
+
+    /// <summary>The example zone moved to example.com: the name outside example.test the open-resolver check asks for.</summary>
+    private static string ExampleCom => TestServer.ExampleZone.Replace("example.test", "example.com");
+
+    [Fact]
+    public void Unbound_offering_recursion_to_loopback_is_an_open_resolver()
+    {
+        // Portcullis is authoritative for both zones; Unbound resolves them through its stub zones.
+        using var auth = new TestServer(("example.test", TestServer.ExampleZone), ("example.com", ExampleCom));
+        using var unbound = new UnboundPeer("allow", [("example.test", auth.EndPoint), ("example.com", auth.EndPoint)]);
+        var report = Json("127.0.0.1", unbound.Port, "--zone", "example.test", "--no-burst");
+        Assert.True(Severity(report, "open-resolver") == "critical", report.Raw);
+        Assert.Contains(report.Findings["open-resolver"], f => f.Text.Contains("www.example.com. A with RD=1 gave NOERROR ra, 1 answer(s)"));
+        // A resolver answers example.test's SOA, but not with authority.
+        Assert.Equal("warning", Severity(report, "zone"));
+        Assert.Equal(1, report.ExitCode);
+    }
+
+    [Fact]
+    public void Unbound_refusing_this_client_is_no_open_resolver()
+    {
+        using var auth = new TestServer(("example.test", TestServer.ExampleZone), ("example.com", ExampleCom));
+        using var unbound = new UnboundPeer("refuse", [("example.test", auth.EndPoint), ("example.com", auth.EndPoint)]);
+        var report = Json("127.0.0.1", unbound.Port, "--zone", "example.test", "--no-burst");
+        Assert.True(Severity(report, "open-resolver") == "ok", report.Raw);
+        Assert.Contains("REFUSED", report.Findings["open-resolver"].Single().Text);
+        Assert.Equal("ok", Severity(report, "udp"));
+    }
+
+    /// <summary>Eight 100-character strings: a TXT RRset of about 900 octets, the zone's largest answer.</summary>
+    private static string BigTxt(string owner) =>
+        string.Concat(Enumerable.Range(0, 8).Select(i => $"{owner} TXT \"{new string((char)('a' + i), 100)}\"\n"));
+
+    [Fact]
+    public void Amplification_names_the_largest_answer_guessed_or_found_in_the_transfer()
+    {
+        // Portcullis refuses AXFR: the big RRset is found among the guessed names (www TXT).
+        using (var server = new TestServer(("example.test", TestServer.ExampleZone + BigTxt("www"))))
+        {
+            var report = Json(server.Address.ToString(), server.EndPoint.Port, "--zone", "example.test", "--no-burst");
+            AssertLargest(report, "www.example.test. TXT");
+            Assert.Contains($"sending {2 + 6 + 6} queries (ANY, DNSKEY and 12 of the zone's largest answers, guessed)", report.Stderr);
+        }
+        // Knot allows AXFR: the big RRset is at a name no guess tries, and the transfer finds it.
+        string dir = Directory.CreateTempSubdirectory("check-knot").FullName;
+        try
+        {
+            string file = Path.Combine(dir, "example.test.zone");
+            File.WriteAllText(file, TestServer.ExampleZone + BigTxt("big"));
+            using var knot = new KnotPeer([new PeerZone("example.test", file)], allowTransfer: true);
+            var report = Json("127.0.0.1", knot.Port, "--zone", "example.test", "--no-burst");
+            AssertLargest(report, "big.example.test. TXT");
+            Assert.Matches(@"sending \d+ queries \(ANY, DNSKEY and \d+ of the zone's largest answers, from the transfer\)", report.Stderr);
+        }
+        finally { Directory.Delete(dir, true); }
+
+        static void AssertLargest(Report report, string query)
+        {
+            var finding = Assert.Single(report.Findings["amplification"]);
+            var m = Regex.Match(finding.Text, @"^largest ratio (\d+\.\d)x \((\S+ \S+): (\d+) octets for a (\d+)-octet query");
+            Assert.True(m.Success, finding.Text);
+            Assert.Equal(query, m.Groups[2].Value);
+            double ratio = double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture) / double.Parse(m.Groups[4].Value, CultureInfo.InvariantCulture);
+            Assert.Equal(ratio.ToString("0.0", CultureInfo.InvariantCulture), m.Groups[1].Value);
+            Assert.True(ratio > 10, finding.Text);   // about 900 octets for about 45
+            Assert.Equal("warning", finding.Severity);
+        }
     }
 }

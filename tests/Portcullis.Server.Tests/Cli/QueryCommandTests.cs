@@ -19,21 +19,21 @@ public sealed partial class QueryCommandTests : IDisposable
 
     public void Dispose() => _server.Dispose();
 
-    private static string Binary => Path.Combine(AppContext.BaseDirectory, "portcullis.dll");
+    internal static string Binary => Path.Combine(AppContext.BaseDirectory, "portcullis.dll");
 
     private static ProcessResult Query(params string[] args) => ExternalProcess.Run("dotnet", [Binary, "query", .. args]);
 
     private string[] At => [$"@{_server.Address}", "-p", _server.EndPoint.Port.ToString()];
 
-    private sealed record View(string Rcode, SortedSet<string> Flags, SortedSet<string> Answer, SortedSet<string> Authority, SortedSet<string> Additional);
+    internal sealed record View(string Rcode, SortedSet<string> Flags, SortedSet<string> Answer, SortedSet<string> Authority, SortedSet<string> Additional);
 
-    private static string Normalize(string name, string ttl, string @class, string type, string data) =>
+    internal static string Normalize(string name, string ttl, string @class, string type, string data) =>
         $"{name.ToLowerInvariant()} {ttl} {@class} {type} {Whitespace().Replace(data.Trim(), " ")}";
 
     [GeneratedRegex(@"\s+")]
-    private static partial Regex Whitespace();
+    internal static partial Regex Whitespace();
 
-    private static View FromJson(JsonElement root)
+    internal static View FromJson(JsonElement root)
     {
         var header = root.GetProperty("header");
         var flags = new SortedSet<string>(header.GetProperty("flags").EnumerateObject().Where(p => p.Value.GetBoolean()).Select(p => p.Name));
@@ -43,7 +43,7 @@ public sealed partial class QueryCommandTests : IDisposable
         return new View(header.GetProperty("rcode").GetString()!, flags, Section("answer"), Section("authority"), Section("additional"));
     }
 
-    private static View FromDig(string output)
+    internal static View FromDig(string output)
     {
         string rcode = Regex.Match(output, @"status: (\w+)").Groups[1].Value;
         var flags = new SortedSet<string>(Regex.Match(output, @";; flags:([^;]*);").Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
@@ -203,45 +203,6 @@ public sealed partial class QueryCommandTests : IDisposable
         Assert.Contains("; Transfer failed: REFUSED (EDE: 18 (Prohibited))", Query([.. At, "example.test", "AXFR"]).Stdout);
     }
 
-    /// <summary>
-    /// A small hand check of docs/query.schema.json: every "required" member is present and has the
-    /// schema's "type", recursively through "properties" and "items".
-    /// </summary>
-    private static void AssertSchema(JsonElement value)
-    {
-        var dir = AppContext.BaseDirectory;
-        while (dir is not null && !File.Exists(Path.Combine(dir, "docs", "query.schema.json"))) dir = Path.GetDirectoryName(dir);
-        Assert.NotNull(dir);
-        using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "docs", "query.schema.json")));
-        Check(schema.RootElement, value, "$");
-    }
-
-    private static void Check(JsonElement schema, JsonElement value, string path)
-    {
-        if (schema.TryGetProperty("type", out var type))
-        {
-            var allowed = type.ValueKind == JsonValueKind.Array ? type.EnumerateArray().Select(t => t.GetString()!).ToList() : [type.GetString()!];
-            string actual = value.ValueKind switch
-            {
-                JsonValueKind.Object => "object", JsonValueKind.Array => "array", JsonValueKind.String => "string",
-                JsonValueKind.Number => value.TryGetInt64(out _) ? "integer" : "number", JsonValueKind.Null => "null",
-                _ => "boolean",
-            };
-            Assert.True(allowed.Contains(actual) || actual == "integer" && allowed.Contains("number"), $"{path}: {actual}, schema says {string.Join('|', allowed)}");
-        }
-        if (value.ValueKind == JsonValueKind.Object)
-        {
-            if (schema.TryGetProperty("required", out var required))
-                foreach (var name in required.EnumerateArray())
-                    Assert.True(value.TryGetProperty(name.GetString()!, out _), $"{path}: no member {name}");
-            if (schema.TryGetProperty("properties", out var properties))
-                foreach (var p in properties.EnumerateObject())
-                    if (value.TryGetProperty(p.Name, out var member)) Check(p.Value, member, $"{path}.{p.Name}");
-        }
-        if (value.ValueKind == JsonValueKind.Array && schema.TryGetProperty("items", out var items))
-        {
-            int i = 0;
-            foreach (var element in value.EnumerateArray()) Check(items, element, $"{path}[{i++}]");
-        }
-    }
+    /// <summary>docs/query.schema.json, checked by the shared <see cref="JsonSchemaCheck"/>.</summary>
+    internal static void AssertSchema(JsonElement value) => JsonSchemaCheck.AssertValid("query.schema.json", value);
 }
