@@ -8,6 +8,13 @@ namespace Portcullis.Testing;
 /// <summary>A zone a peer server serves: its origin ("example.test") and the zone file to load.</summary>
 public sealed record PeerZone(string Origin, string File);
 
+/// <summary>A TSIG key a peer shares with Portcullis (test-only secrets).</summary>
+public sealed record PeerKey(string Name, string Algorithm, string Secret)
+{
+    /// <summary>As `portcullis query --tsig` and dig -y take it: name:algorithm:secret.</summary>
+    public string Spec => $"{Name}:{Algorithm}:{Secret}";
+}
+
 /// <summary>
 /// A real authoritative server from Debian (knotd, nsd or named) serving the given zone files on
 /// 127.0.0.1 and a free port, with its configuration, run directory and state in a temporary
@@ -40,6 +47,9 @@ public abstract class PeerServer : IDisposable
 
     /// <summary>Everything the server printed so far (its log goes to stderr).</summary>
     public string Log => _process?.Output ?? "";
+
+    /// <summary>The daemon's process ID (for signals), or 0 before it started.</summary>
+    public int ProcessId => _process?.Id ?? 0;
 
     /// <summary>The zone file name inside <see cref="Directory"/> (origins are plain host names here).</summary>
     protected static string LocalFile(PeerZone zone) => zone.Origin.TrimEnd('.') + ".zone";
@@ -158,8 +168,9 @@ public sealed class KnotPeer : PeerServer
     /// <param name="journalDifferences">On <see cref="ReloadZone"/>, compare the edited zone file with the zone served and
     /// keep the difference in the journal (<c>zonefile-load: difference</c>), so that IXFR has a diff to send.</param>
     public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null, bool allowTransfer = false, int rrlRate = 0, string? nsid = null,
-        IReadOnlyCollection<string>? cookieZones = null, bool journalDifferences = false) : base("knot", zones, port)
+        IReadOnlyCollection<string>? cookieZones = null, bool journalDifferences = false, PeerKey? transferKey = null) : base("knot", zones, port)
     {
+        _transferKey = transferKey;
         _journalDifferences = journalDifferences;
         _allowTransfer = allowTransfer;
         _rrlRate = rrlRate;
@@ -172,6 +183,7 @@ public sealed class KnotPeer : PeerServer
     }
 
     private readonly bool _journalDifferences;
+    private readonly PeerKey? _transferKey;
     private readonly bool _allowTransfer;
     private readonly int _rrlRate;
     private readonly string? _nsid;
@@ -182,6 +194,13 @@ public sealed class KnotPeer : PeerServer
         // Knot wants an ACL defined before the template that refers to it.
         string acl = _allowTransfer ? "acl:\n  - id: loopback-transfer\n    address: 127.0.0.0/8\n    action: transfer\n" : "";
         string useAcl = _allowTransfer ? "\n    acl: loopback-transfer" : "";
+        if (_transferKey is { } k)
+        {
+            // Transfers only with the key (and NOTIFY accepted with it, for replication tests).
+            acl = $"key:\n  - id: {k.Name}\n    algorithm: {k.Algorithm}\n    secret: {k.Secret}\n"
+                + $"acl:\n  - id: key-transfer\n    key: {k.Name}\n    action: [transfer, notify]\n";
+            useAcl = "\n    acl: key-transfer";
+        }
         string rrl = _rrlRate > 0 ? $"mod-rrl:\n  - id: rrl\n    rate-limit: {_rrlRate}\n    slip: 2\n" : "";
         string useRrl = _rrlRate > 0 ? "\n    global-module: mod-rrl/rrl" : "";
         string nsid = _nsid is null ? "" : $"\n    nsid: \"{_nsid}\"";
@@ -363,9 +382,11 @@ public sealed class BindPeer : PeerServer
 {
     /// <param name="recursion">Offer recursion to anyone (an open resolver, for the audit's tests);
     /// off by default, an authoritative-only server.</param>
-    public BindPeer(IReadOnlyList<PeerZone> zones, string? extraOptions = null, int? port = null, bool recursion = false)
+    /// <param name="transferKey">Transfers allowed only with this TSIG key (allow-transfer { key NAME; }).</param>
+    public BindPeer(IReadOnlyList<PeerZone> zones, string? extraOptions = null, int? port = null, bool recursion = false, PeerKey? transferKey = null)
         : base(Installed("bind"), zones, port)
     {
+        TransferKey = transferKey;
         ExtraOptions = extraOptions ?? "";
         Recursion = recursion;
         string config = Path.Combine(Directory, "named.conf");
@@ -380,6 +401,22 @@ public sealed class BindPeer : PeerServer
     public string ExtraOptions { get; }
 
     public bool Recursion { get; }
+
+    public PeerKey? TransferKey { get; }
+
+    /// <summary>
+    /// Re-reads the zone files (SIGHUP, named's reload) after the caller edited one, and waits for
+    /// the log line of the zone's new serial.
+    /// </summary>
+    public void ReloadZone(string origin, uint newSerial)
+    {
+        ExternalProcess.Run("kill", ["-HUP", ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]).EnsureSuccess();
+        if (!WaitForLog($"zone {origin.TrimEnd('.')}/IN: loaded serial {newSerial}"))
+            throw new TimeoutException($"named did not log serial {newSerial} for {origin} after SIGHUP.\nLog:\n{Log}");
+    }
+
+    /// <summary>The zone file named reads for <paramref name="origin"/>: edit it, then <see cref="ReloadZone"/>.</summary>
+    public string ZoneFile(string origin) => Path.Combine(Directory, LocalFile(new PeerZone(origin, "")));
 
     /// <summary>Debian installs named in /usr/sbin, which is not on every user's PATH.</summary>
     private static string Executable => File.Exists("/usr/sbin/named") ? "/usr/sbin/named" : "named";
@@ -408,11 +445,14 @@ public sealed class BindPeer : PeerServer
                 {{(Recursion ? "recursion yes; allow-recursion { any; }; resolver-query-timeout 1;" : "recursion no;")}}
                 allow-query { any; };
                 dnssec-validation no;
+            {{(TransferKey is null ? "" : $"allow-transfer {{ key \"{TransferKey.Name}\"; }};")}}
             {{ExtraOptions}}
             };
             controls { };
 
             """);
+        if (TransferKey is { } k)
+            text.Append($"key \"{k.Name}\" {{ algorithm {k.Algorithm}; secret \"{k.Secret}\"; }};\n");
         foreach (var zone in Zones)
             text.Append($"zone \"{zone.Origin.TrimEnd('.')}\" {{ type primary; file \"{LocalFile(zone)}\"; }};\n");
         return text.ToString();

@@ -9,6 +9,7 @@ using Portcullis.Client;
 using Portcullis.Protocol.Messages;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
+using Portcullis.Protocol.Tsig;
 
 namespace Portcullis.Cli;
 
@@ -25,7 +26,11 @@ public static class QueryCommand
     public sealed record Request(
         string? Server, int Port, AddressFamily? Family, DnsName Name, RecordType Type, RecordClass Class, uint? IxfrSerial,
         bool Tcp, bool IgnoreTc, int BufSize, bool NoEdns, bool Dnssec, byte[]? Cookie, bool Nsid, ClientSubnetOption? Subnet,
-        bool Rd, TimeSpan Timeout, int Retries, bool Short, bool Json);
+        bool Rd, TimeSpan Timeout, int Retries, bool Short, bool Json)
+    {
+        /// <summary>The TSIG key to sign with, or null.</summary>
+        public TsigKey? Key { get; init; }
+    }
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
@@ -45,7 +50,7 @@ public static class QueryCommand
         var noRd = new Option<bool>("--no-rd") { Description = "Clear RD." };
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait for each reply.", DefaultValueFactory = _ => 5 };
         var retries = new Option<int>("--retries") { Description = "UDP retries after the first try.", DefaultValueFactory = _ => 2 };
-        var tsig = new Option<string?>("--tsig") { Description = "name:alg:secret (not implemented yet)." };
+        var tsig = new Option<string?>("--tsig", "-y") { Description = "Sign with a TSIG key (RFC 8945): name:algorithm:secret, or dig's algorithm:name:secret; the replies must be signed by it." };
         var shortOut = new Option<bool>("--short") { Description = "Print only the answer RDATA, one per line." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (docs/query.schema.json)." };
         var command = new Command("query", "Send a DNS query and print the reply, like dig.")
@@ -54,9 +59,10 @@ public static class QueryCommand
         };
         command.SetAction(result =>
         {
-            if (result.GetValue(tsig) is not null)
+            TsigKey? key = null;
+            if (result.GetValue(tsig) is { } spec && !TsigKey.TryParseSpec(spec, out key, out string? keyError))
             {
-                stderr.WriteLine("portcullis: TSIG is not implemented yet");
+                stderr.WriteLine($"portcullis: --tsig {keyError}");
                 return CommandLine.UsageError;
             }
             string? error = null;
@@ -70,6 +76,7 @@ public static class QueryCommand
                 stderr.WriteLine($"portcullis: {error}");
                 return CommandLine.UsageError;
             }
+            request = request with { Key = key };
             try
             {
                 return Run(request, string.Join(' ', result.GetValue(words) ?? []), stdout, stderr);
@@ -195,6 +202,18 @@ public static class QueryCommand
         var query = BuildQuery(request);
         byte[] wire = query.ToWire();
         var question = query.Questions[0];
+        byte[] requestMac = [];
+        if (request.Key is { } key)
+        {
+            // RFC 8945 §5.1: the TSIG record goes last, after the OPT record.
+            var signed = new byte[wire.Length + Tsig.MaxRecordSize(key)];
+            wire.CopyTo(signed, 0);
+            var mac = new byte[TsigAlgorithms.MaxMacSize];
+            int length = Tsig.Sign(signed, wire.Length, key, default, hasPrior: false, DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+                Tsig.DefaultFudge, TsigError.NoError, default, timersOnly: false, mac, out int macLength);
+            wire = signed[..length];
+            requestMac = mac[..macLength];
+        }
         var when = DateTimeOffset.UtcNow;
         bool transfer = request.Type is RecordType.AXFR or RecordType.IXFR;
         ExchangeResult result;
@@ -219,6 +238,7 @@ public static class QueryCommand
             stderr.WriteLine($"portcullis: {result.Error}");
             return result.Status == ExchangeStatus.Malformed ? CommandLine.Problems : NoReply;
         }
+        string? tsigProblem = request.Key is { } k ? CheckTsig(k, requestMac, result) : null;
         var context = new QueryContext(server, result.OverTcp, result.Elapsed, when, result.Size);
         if (request.Json)
         {
@@ -234,7 +254,46 @@ public static class QueryCommand
             stderr.WriteLine($"portcullis: {result.Error}");
             return result.Status == ExchangeStatus.Malformed ? CommandLine.Problems : NoReply;
         }
+        if (tsigProblem is not null)
+        {
+            // dig prints the reply and "Couldn't verify signature"; a script must see it too: exit 1.
+            stderr.WriteLine($"portcullis: TSIG: {tsigProblem}");
+            return CommandLine.Problems;
+        }
         return CommandLine.Success;
+    }
+
+    /// <summary>
+    /// Checks the replies to a signed query (RFC 8945 §5.3): each must verify with our key over our
+    /// request's MAC (a transfer may leave up to 99 messages in a row unsigned; the last must be
+    /// signed). Null when all is well, else what is wrong, in one line.
+    /// </summary>
+    private static string? CheckTsig(TsigKey key, byte[] requestMac, ExchangeResult result)
+    {
+        var verifier = new TsigResponseVerifier(key, requestMac, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        for (int i = 0; i < result.Wire.Count; i++)
+        {
+            var check = verifier.Check(result.Wire[i]);
+            string where = result.Wire.Count > 1 ? $"message {i + 1}: " : "";
+            switch (check)
+            {
+                case TsigCheck.Verified or TsigCheck.Unsigned:
+                    continue;
+                case TsigCheck.Missing:
+                    return $"{where}the reply is not signed";
+                case TsigCheck.Malformed:
+                    return $"{where}malformed TSIG record";
+                case TsigCheck.BadSignature:
+                    return $"{where}the signature does not verify with key {key.Name} (another secret or algorithm?)";
+                case TsigCheck.BadTime:
+                    return $"{where}signed at a time outside the fudge of this machine's clock";
+                default:
+                    string detail = verifier.ServerErrorCode == TsigError.BadTime && verifier.ServerTime is { } t
+                        ? $" (the server's clock is {t - DateTimeOffset.UtcNow.ToUnixTimeSeconds():+0;-0} s from ours)" : "";
+                    return $"{where}the server refused the signature: {verifier.ServerErrorCode.ToString().ToUpperInvariant()}{detail}";
+            }
+        }
+        return verifier.EndedSigned ? null : "the last message of the reply is not signed";
     }
 
     /// <summary>@server (an address or a host name), else the first resolv.conf nameserver, else 127.0.0.1.</summary>

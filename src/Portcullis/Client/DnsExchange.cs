@@ -23,6 +23,8 @@ public sealed class ExchangeResult
 {
     public ExchangeStatus Status { get; init; }
     public List<DnsMessage> Replies { get; } = [];
+    /// <summary>The replies as they came on the wire (TSIG is checked over these octets).</summary>
+    public List<byte[]> Wire { get; } = [];
     /// <summary>Octets received in the replies that were kept (without TCP length prefixes).</summary>
     public long Size { get; set; }
     public bool OverTcp { get; set; }
@@ -80,6 +82,7 @@ public static class DnsExchange
                     if (!IsReplyTo(message, question)) continue;
                     var result = new ExchangeResult { Status = ExchangeStatus.Answered, Size = n, Elapsed = clock.Elapsed };
                     result.Replies.Add(message);
+                    result.Wire.Add(reply.ToArray());
                     return result;
                 }
             }
@@ -142,6 +145,7 @@ public static class DnsExchange
                 if ((result.Replies.Count == 0 || message.Questions.Count > 0) && !IsReplyTo(message, question))
                     return Fail(result, clock, ExchangeStatus.Malformed, "malformed reply: not an answer to the question asked");
                 result.Replies.Add(message);
+                result.Wire.Add(reply.ToArray());
                 result.Size += length;
                 if (!transfer || message.Rcode != Rcode.NoError || transferState.Complete(message)) break;
                 if (result.Size > MaxTransferOctets)

@@ -111,7 +111,15 @@ public static class QueryOutput
         sb.Append('\n');
         AppendSection(sb, "ANSWER", m.Answers);
         AppendSection(sb, "AUTHORITY", m.Authority);
-        AppendSection(sb, "ADDITIONAL", m.Additional);
+        // dig prints the TSIG record (RFC 8945) apart, as a pseudosection, after the additional section.
+        var tsig = m.Additional.Count > 0 && m.Additional[^1].Type == RecordType.TSIG ? m.Additional[^1] : null;
+        AppendSection(sb, "ADDITIONAL", tsig is null ? m.Additional : m.Additional[..^1]);
+        if (tsig is not null)
+        {
+            sb.Append(";; TSIG PSEUDOSECTION:\n");
+            AppendRecord(sb, tsig);
+            sb.Append('\n');
+        }
     }
 
     private static void AppendSection(StringBuilder sb, string name, List<ResourceRecord> records)
