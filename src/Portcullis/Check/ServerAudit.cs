@@ -18,7 +18,7 @@ public enum Severity { Ok, Info, Warning, Critical }
 public sealed record Finding(Severity Severity, string Check, string Text, string Fix);
 
 /// <summary>What the operator asked for: one address, its port, the zone (or null to discover it), the burst size (0: none).</summary>
-public sealed record AuditOptions(IPEndPoint Target, DnsName? Zone, int Burst, TimeSpan Timeout);
+public sealed record AuditOptions(IPEndPoint Target, DnsName? Zone, int Burst, TimeSpan Timeout, IReadOnlyList<ResourceRecord>? TrustAnchor = null);
 
 /// <summary>
 /// `portcullis check`: audits one server with a fixed, bounded set of queries (docs/check.md).
@@ -83,7 +83,8 @@ public sealed class ServerAudit(AuditOptions options, TextWriter progress)
             RateLimit();
         }
         else Add(Severity.Info, "udp", "UDP checks (EDNS, amplification, cookies, version.bind, rate limiting) skipped: no UDP answer");
-        Add(Severity.Info, "dnssec", "DNSSEC checks not implemented yet");
+        if (Zone is null) Add(Severity.Info, "dnssec", "skipped: no zone");
+        else _findings.AddRange(DnssecAudit.Run(Target, Zone, options.Timeout, options.TrustAnchor, DateTimeOffset.UtcNow));
     }
 
     // ---- zone ----

@@ -27,10 +27,12 @@ public static class CheckCommand
         var json = new Option<bool>("--json") { Description = "Print the findings as one JSON object." };
         var burst = new Option<int>("--burst") { Description = $"Queries in the rate-limiting burst (at most {MaxBurst}).", DefaultValueFactory = _ => DefaultBurst };
         var noBurst = new Option<bool>("--no-burst") { Description = "Send no burst (skip the rate-limiting check)." };
+        var ds = new Option<string?>("--ds") { Description = "The zone's DS record (text, or a file of DS records) to validate the chain from." };
+        var trustAnchor = new Option<string?>("--trust-anchor") { Description = "A file of DS or DNSKEY records (zone-file format), or one such record, to validate the chain from." };
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait for each reply.", DefaultValueFactory = _ => 2 };
         var command = new Command("check", "Audit one DNS server: reachability, open recursion, transfers, EDNS, amplification, rate limiting, cookies, disclosure.")
         {
-            target, port, zone, json, burst, noBurst, timeout,
+            target, port, zone, json, burst, noBurst, timeout, ds, trustAnchor,
         };
         command.SetAction(result =>
         {
@@ -43,13 +45,21 @@ public static class CheckCommand
             DnsName? zoneName = null;
             if (zoneText is not null && !DnsName.TryParse(zoneText.EndsWith('.') ? zoneText : zoneText + ".", null, out zoneName, out var zoneError))
                 return Usage(stderr, $"--zone {zoneText}: {zoneError}");
+            var anchor = new List<Portcullis.Protocol.Records.ResourceRecord>();
+            foreach (var (name, text) in (ReadOnlySpan<(string, string?)>)[("--ds", result.GetValue(ds)), ("--trust-anchor", result.GetValue(trustAnchor))])
+            {
+                if (text is null) continue;
+                var records = DnssecAudit.ParseTrustAnchor(text, out var anchorError);
+                if (records is null) return Usage(stderr, $"{name}: {anchorError}");
+                anchor.AddRange(records);
+            }
             var address = ResolveTarget(result.GetValue(target) ?? "", out string? error, out bool usage);
             if (address is null)
             {
                 stderr.WriteLine($"portcullis: {error}");
                 return usage ? CommandLine.UsageError : QueryCommand.NoReply;
             }
-            var options = new AuditOptions(new IPEndPoint(address, p), zoneName, result.GetValue(noBurst) ? 0 : n, TimeSpan.FromSeconds(t));
+            var options = new AuditOptions(new IPEndPoint(address, p), zoneName, result.GetValue(noBurst) ? 0 : n, TimeSpan.FromSeconds(t), anchor.Count > 0 ? anchor : null);
             var audit = new ServerAudit(options, stderr);
             try
             {
