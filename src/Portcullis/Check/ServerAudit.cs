@@ -140,7 +140,25 @@ public sealed class ServerAudit(AuditOptions options, TextWriter progress)
         else if (reply.Answers.Count > 0 && !reply.Header.AuthoritativeAnswer)
             Add(Severity.Critical, "open-resolver", $"{outside} A with RD=1 answered without authority ({Describe(reply)})",
                 "restrict recursion and cache access to your own clients");
+        else if (reply.Header.RecursionAvailable && RecursiveAnswerInside() is { } inside)
+            // Names outside refused, but RA set: a resolver that limits what it resolves (Unbound's
+            // local-zone refuse with stub zones) still resolves for this client.
+            Add(Severity.Critical, "open-resolver", $"recursion offered to this client: {outside} A was refused, but {inside}",
+                "restrict recursion to your own clients (BIND allow-recursion, Unbound access-control) or turn it off on an authoritative server");
         else Add(Severity.Ok, "open-resolver", $"{outside} A with RD=1: {Describe(reply)}{(reply.Header.RecursionAvailable ? " (RA set)" : "")}");
+    }
+
+    /// <summary>The zone's SOA (or the root's NS) asked with RD=1: a NOERROR answer with RA and without
+    /// AA is a recursive answer. Returns what was seen, or null when the answer is not recursive.</summary>
+    private string? RecursiveAnswerInside()
+    {
+        var name = Zone ?? DnsName.Root;
+        var type = Zone is null ? RecordType.NS : RecordType.SOA;
+        var r = Udp(Query(name, type, rd: true, edns: Edns0()));
+        if (r.Replies.Count == 0) return null;
+        var m = r.Replies[0];
+        return m.Rcode == Rcode.NoError && m.Header.RecursionAvailable && !m.Header.AuthoritativeAnswer && m.Answers.Count > 0
+            ? $"{name} {type} with RD=1 was answered recursively ({Describe(m)}, RA set, not authoritative)" : null;
     }
 
     // ---- zone transfer ----
@@ -167,6 +185,13 @@ public sealed class ServerAudit(AuditOptions options, TextWriter progress)
         var plain = Udp(Query(name, RecordType.SOA, rd: false, edns: null));
         Rcode expected = Zone is not null ? Rcode.NoError : plain.Replies.Count > 0 ? plain.Replies[0].Rcode : Rcode.NoError;
         const string check = "edns";
+        if (Zone is not null && plain.Replies.Count > 0 && plain.Replies[0].Rcode == Rcode.Refused)
+        {
+            // A resolver (or a server not serving the zone) refusing RD=0 queries: EDNS is judged on
+            // its REFUSED answers, which must still carry OPT (RFC 6891 §7).
+            expected = Rcode.Refused;
+            Add(Severity.Info, check, $"{name} SOA with RD=0 is REFUSED: EDNS is judged on the REFUSED answers");
+        }
         if (plain.Replies.Count == 0) Add(Severity.Warning, check, $"plain query (no EDNS): {plain.Error}", "answer queries without EDNS (RFC 6891 §7)");
         else if (plain.Replies[0].Rcode != expected || plain.Replies[0].Edns is not null)
             Add(Severity.Warning, check, $"plain query: expected {expected} without OPT, got {Describe(plain.Replies[0])}", "answer plain queries without an OPT record (RFC 6891 §7)");

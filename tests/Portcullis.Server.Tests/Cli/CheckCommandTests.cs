@@ -175,6 +175,18 @@ public sealed class CheckCommandTests
     }
 
     [Fact]
+    public void Unbound_resolving_only_its_stub_zone_for_this_client_is_still_an_open_resolver()
+    {
+        // Names outside the stub are refused (local-zone "." refuse), but example.test is resolved
+        // for this client: recursion is offered, which the audit must see.
+        using var auth = new TestServer(("example.test", TestServer.ExampleZone));
+        using var unbound = new UnboundPeer("allow", [("example.test", auth.EndPoint)]);
+        var report = Json("127.0.0.1", unbound.Port, "--zone", "example.test", "--no-burst");
+        Assert.True(Severity(report, "open-resolver") == "critical", report.Raw);
+        Assert.Contains(report.Findings["open-resolver"], f => f.Text.Contains("example.test. SOA with RD=1 was answered recursively"));
+    }
+
+    [Fact]
     public void Unbound_refusing_this_client_is_no_open_resolver()
     {
         using var auth = new TestServer(("example.test", TestServer.ExampleZone), ("example.com", ExampleCom));
