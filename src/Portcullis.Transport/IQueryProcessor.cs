@@ -8,11 +8,12 @@ public enum TransportKind : byte { Udp, Tcp }
 /// <summary>Where a query came from and what the transport allows back.</summary>
 public readonly struct QueryContextInfo
 {
-    public QueryContextInfo(TransportKind transport, SocketAddress client, int tcpIdleTimeoutMs = 0)
+    public QueryContextInfo(TransportKind transport, SocketAddress client, int tcpIdleTimeoutMs = 0, MessageStreamSlot? streams = null)
     {
         Transport = transport;
         Client = client;
         TcpIdleTimeoutMs = tcpIdleTimeoutMs;
+        Streams = streams;
     }
 
     public TransportKind Transport { get; }
@@ -20,6 +21,57 @@ public readonly struct QueryContextInfo
     public SocketAddress Client { get; }
     /// <summary>For TCP, the idle timeout to advertise in an edns-tcp-keepalive option (RFC 7828).</summary>
     public int TcpIdleTimeoutMs { get; }
+    /// <summary>
+    /// Over TCP, where a query may start a multi-message response (<see cref="MessageStreamSlot.Start"/>);
+    /// null over UDP, where a response is one datagram.
+    /// </summary>
+    public MessageStreamSlot? Streams { get; }
+}
+
+/// <summary>
+/// A response of many messages (a zone transfer, RFC 5936 §2.2), produced one message at a time
+/// as the connection can take it, so that a transfer holds one message in memory and never the
+/// whole zone. The transport calls <see cref="Next"/> on the connection's thread only, and calls
+/// <see cref="IDisposable.Dispose"/> exactly once: when <see cref="Next"/> returned 0, or when
+/// the stream is abandoned (client gone, idle timeout, server stopping, an exception from Next).
+/// </summary>
+public interface IMessageStream : IDisposable
+{
+    /// <summary>
+    /// Writes the next message (without the TCP length) into <paramref name="buffer"/>, which holds
+    /// at least 65,535 octets, and returns its length; 0 when the stream has ended.
+    /// </summary>
+    int Next(Span<byte> buffer);
+}
+
+/// <summary>
+/// Where <see cref="IQueryProcessor.Process"/> hands a transport a stream to send after the
+/// response it returned (if any). One slot per event loop (a loop is one thread and answers one
+/// query at a time) or per connection: an ordinary query allocates nothing and never touches it.
+/// </summary>
+public sealed class MessageStreamSlot
+{
+    private IMessageStream? _stream;
+
+    /// <summary>
+    /// Starts <paramref name="stream"/> as the rest of the answer to the query being processed: the
+    /// transport sends its messages, in order, before the answers to later queries on the
+    /// connection (RFC 7766 §6.2.1.1 lets a server keep them in order).
+    /// </summary>
+    public void Start(IMessageStream stream)
+    {
+        // One stream per query: a second one would be a processor bug; end the first cleanly.
+        _stream?.Dispose();
+        _stream = stream;
+    }
+
+    /// <summary>The stream started by the last query, if any, and the slot emptied.</summary>
+    internal IMessageStream? Take()
+    {
+        var s = _stream;
+        _stream = null;
+        return s;
+    }
 }
 
 /// <summary>

@@ -85,7 +85,9 @@ internal sealed class TcpAsyncListener : ITcpEngine
     {
         _open.TryAdd(client, 0);
         client.NoDelay = true;
-        var info = new QueryContextInfo(TransportKind.Tcp, client.RemoteEndPoint!.Serialize(), (int)_limits.IdleTimeout.TotalMilliseconds);
+        // A connection's queries are answered one after another by this task: a slot of its own.
+        var info = new QueryContextInfo(TransportKind.Tcp, client.RemoteEndPoint!.Serialize(), (int)_limits.IdleTimeout.TotalMilliseconds,
+            new MessageStreamSlot());
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         byte[]? input = null;
         int filled = 0;
@@ -137,6 +139,7 @@ internal sealed class TcpAsyncListener : ITcpEngine
 
     private const int InitialInputSize = 4096;
     private const int MaxFrame = 2 + 65535;
+    private const int StreamSendSlice = 8 * 1024;
 
     private static byte[] Grow(byte[] buffer, int filled, int size)
     {
@@ -170,6 +173,14 @@ internal sealed class TcpAsyncListener : ITcpEngine
                 }
                 written += TcpFraming.AnswerFrame(_processor, input.AsSpan(start + 2, length), output.AsSpan(written, MaxFrame), info, _logger, LocalEndPoint);
                 start += 2 + length;
+                if (info.Streams!.Take() is { } stream)
+                {
+                    // Answers stay in order (RFC 7766 §6.2.1.1): what came before goes first, the
+                    // stream next, and the queries behind it wait in the input until it ends.
+                    if (written > 0) await SendAll(client, output.AsMemory(0, written), timeout).ConfigureAwait(false);
+                    written = 0;
+                    await SendStream(client, stream, output, timeout).ConfigureAwait(false);
+                }
             }
             if (written > 0) await SendAll(client, output.AsMemory(0, written), timeout).ConfigureAwait(false);
             return start;
@@ -177,6 +188,49 @@ internal sealed class TcpAsyncListener : ITcpEngine
         finally
         {
             if (output is not null) ArrayPool<byte>.Shared.Return(output);
+        }
+    }
+
+    /// <summary>
+    /// Sends a stream's messages one at a time, each made only once the one before was sent, so a
+    /// transfer holds one message; each send gets the idle timeout anew, so a transfer that makes
+    /// progress is never cut and one whose client stopped reading is. The stream is disposed
+    /// whatever happens (ended, client gone, timeout, server stopping).
+    /// </summary>
+    private async ValueTask SendStream(Socket client, IMessageStream stream, byte[] output, CancellationTokenSource timeout)
+    {
+        try
+        {
+            while (true)
+            {
+                int n;
+                try
+                {
+                    n = stream.Next(output.AsSpan(2, MaxFrame - 2));
+                }
+                catch (Exception e)
+                {
+                    _logger.LogError(e, "response stream failed on {Endpoint}", LocalEndPoint);
+                    throw new OperationCanceledException("response stream failed", e);
+                }
+                if (n <= 0) return;
+                BinaryPrimitives.WriteUInt16BigEndian(output, (ushort)n);
+                // In slices, each with the idle timeout anew: progress is measured by the slice, so a
+                // client reading steadily but slowly is not taken for one that stopped.
+                for (int at = 0; at < 2 + n; at += StreamSendSlice)
+                    await SendAll(client, output.AsMemory(at, Math.Min(StreamSendSlice, 2 + n - at)), timeout).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            try
+            {
+                stream.Dispose();
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "response stream failed to end on {Endpoint}", LocalEndPoint);
+            }
         }
     }
 

@@ -116,6 +116,8 @@ internal sealed unsafe class TcpEventLoop : IDisposable
     private const int EventCount = 256;
     private const int AcceptsPerWakeup = 64;
     private const int AddressBytes = 28;   // sockaddr_in6, the larger of the two
+    /// <summary>Messages of a stream sent per wake-up, so one transfer cannot starve the loop's other connections.</summary>
+    private const int StreamMessagesPerWakeup = 4;
 
     [InlineArray(AddressBytes)]
     private struct RawAddress { private byte _first; }
@@ -138,6 +140,8 @@ internal sealed unsafe class TcpEventLoop : IDisposable
         public int UnsentEnd;
         /// <summary>The connection waits for EPOLLOUT (answers pending) instead of EPOLLIN.</summary>
         public bool Writing;
+        /// <summary>A multi-message answer (zone transfer) being sent: its next message is made only when the socket can take it.</summary>
+        public IMessageStream? Stream;
     }
 
     private readonly int _listenFd;
@@ -156,6 +160,8 @@ internal sealed unsafe class TcpEventLoop : IDisposable
     private readonly byte[] _output = new byte[2 * MaxFrame];
     private readonly SocketAddress _client;
     private readonly Stack<Spill> _spills = new();
+    /// <summary>Where the processor hands a stream back; one per loop, since the loop answers one query at a time.</summary>
+    private readonly MessageStreamSlot _streams = new();
     /// <summary>The slots, by descriptor, in chunks allocated as descriptors get that high and never moved.</summary>
     private Connection[]?[] _chunks = new Connection[]?[16];
     private int _mine;   // connections this loop serves
@@ -359,7 +365,7 @@ internal sealed unsafe class TcpEventLoop : IDisposable
     private void Answer(int fd, ref Connection c, byte[] buffer, int have)
     {
         c.Address[.._addressSize].CopyTo(_client.Buffer.Span);
-        var info = new QueryContextInfo(TransportKind.Tcp, _client, _idleMs);
+        var info = new QueryContextInfo(TransportKind.Tcp, _client, _idleMs, _streams);
         byte[] output = _output;
         int start = 0, written = 0;
         while (have - start >= 2)
@@ -382,6 +388,26 @@ internal sealed unsafe class TcpEventLoop : IDisposable
             }
             written += TcpFraming.AnswerFrame(_processor, buffer.AsSpan(start + 2, length), output.AsSpan(written, MaxFrame), info, _logger, LocalEndPoint);
             start += 2 + length;
+            if (_streams.Take() is { } stream)
+            {
+                // The stream's messages go before the answers to the queries behind it (RFC 7766
+                // §6.2.1.1 allows answers in order): those stay unread in the spill until it ends,
+                // and the connection waits for EPOLLOUT to pull each next message.
+                var streaming = c.Spill ??= _spills.Count > 0 ? _spills.Pop() : new Spill();
+                streaming.Stream = stream;
+                if (written > 0 && !Send(fd, ref c, written))
+                {
+                    if (c.Deadline != 0) Keep(ref c, buffer, start, have);
+                    return;
+                }
+                Keep(ref c, buffer, start, have);
+                if (!streaming.Writing)
+                {
+                    streaming.Writing = true;
+                    LinuxTcp.Control(_epoll, LinuxTcp.EPOLL_CTL_MOD, fd, LinuxTcp.EPOLLOUT);
+                }
+                return;
+            }
         }
         if (written > 0 && !Send(fd, ref c, written))
         {
@@ -461,32 +487,85 @@ internal sealed unsafe class TcpEventLoop : IDisposable
     {
         ref var c = ref Slot(fd);
         var spill = c.Spill;
-        if (c.Deadline == 0 || spill?.Unsent is not { } unsent) return;
-        nint sent;
-        fixed (byte* p = unsent) sent = LinuxTcp.Send(fd, p + spill.UnsentStart, (nuint)(spill.UnsentEnd - spill.UnsentStart), LinuxTcp.MSG_DONTWAIT | LinuxTcp.MSG_NOSIGNAL);
-        if (sent < 0)
+        if (c.Deadline == 0 || spill is null) return;
+        if (spill.Unsent is { } unsent)
         {
-            if (Marshal.GetLastPInvokeError() is LinuxTcp.EAGAIN or LinuxTcp.EINTR) return;
-            Close(fd);
-            return;
+            nint sent;
+            fixed (byte* p = unsent) sent = LinuxTcp.Send(fd, p + spill.UnsentStart, (nuint)(spill.UnsentEnd - spill.UnsentStart), LinuxTcp.MSG_DONTWAIT | LinuxTcp.MSG_NOSIGNAL);
+            if (sent < 0)
+            {
+                if (Marshal.GetLastPInvokeError() is LinuxTcp.EAGAIN or LinuxTcp.EINTR) return;
+                Close(fd);
+                return;
+            }
+            // Progress, not activity, keeps a connection: a client that stops reading mid-transfer
+            // makes none and is closed by the idle sweep.
+            c.Deadline = _now + _idleMs;
+            spill.UnsentStart += (int)sent;
+            if (spill.UnsentStart < spill.UnsentEnd) return;
+            ArrayPool<byte>.Shared.Return(unsent);
+            spill.Unsent = null;
         }
-        c.Deadline = _now + _idleMs;
-        spill.UnsentStart += (int)sent;
-        if (spill.UnsentStart < spill.UnsentEnd) return;
-        ArrayPool<byte>.Shared.Return(unsent);
-        spill.Unsent = null;
+        if (spill.Stream is not null && !Pump(fd, ref c, spill)) return;
         // Everything went: answer what arrived meanwhile (it may stall again), then read again.
         if (spill.InputLength > 0) Answer(fd, ref c, spill.Input!, spill.InputLength);
-        if (c.Deadline == 0 || spill.Unsent is not null) return;
+        if (c.Deadline == 0 || spill.Unsent is not null || spill.Stream is not null) return;
         spill.Writing = false;
         LinuxTcp.Control(_epoll, LinuxTcp.EPOLL_CTL_MOD, fd, LinuxTcp.EPOLLIN);
         ReleaseSpillIfEmpty(ref c);
     }
 
+    /// <summary>
+    /// Sends the next few messages of the connection's stream, each made only once the one before
+    /// went whole to the kernel, so a transfer holds at most one message of its own (the rest of
+    /// one the kernel took in part). True when the stream has ended (and is disposed); false while
+    /// it goes on (EPOLLOUT comes back) or when the connection was closed.
+    /// </summary>
+    private bool Pump(int fd, ref Connection c, Spill spill)
+    {
+        var stream = spill.Stream!;
+        for (int i = 0; i < StreamMessagesPerWakeup; i++)
+        {
+            int n;
+            try
+            {
+                n = stream.Next(_output.AsSpan(2, MaxFrame - 2));
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "response stream failed on {Endpoint}", LocalEndPoint);
+                Close(fd);
+                return false;
+            }
+            if (n <= 0)
+            {
+                spill.Stream = null;
+                DisposeStream(stream);
+                return true;
+            }
+            BinaryPrimitives.WriteUInt16BigEndian(_output, (ushort)n);
+            if (!Send(fd, ref c, 2 + n)) return false;
+            c.Deadline = _now + _idleMs;
+        }
+        return false;
+    }
+
+    private void DisposeStream(IMessageStream stream)
+    {
+        try
+        {
+            stream.Dispose();
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "response stream failed to end on {Endpoint}", LocalEndPoint);
+        }
+    }
+
     private void ReleaseSpillIfEmpty(ref Connection c)
     {
         var spill = c.Spill;
-        if (spill is null || spill.Input is not null || spill.Unsent is not null || spill.Writing) return;
+        if (spill is null || spill.Input is not null || spill.Unsent is not null || spill.Writing || spill.Stream is not null) return;
         c.Spill = null;
         spill.InputLength = 0;
         if (_spills.Count < 1024) _spills.Push(spill);
@@ -511,6 +590,13 @@ internal sealed unsafe class TcpEventLoop : IDisposable
             spill.Input = spill.Unsent = null;
             spill.InputLength = 0;
             spill.Writing = false;
+            if (spill.Stream is { } stream)
+            {
+                // Abandoned (client gone, idle, server stopping): the stream ends here, and with
+                // it the transfer's hold on its slot and zone snapshot.
+                spill.Stream = null;
+                DisposeStream(stream);
+            }
             if (_spills.Count < 1024) _spills.Push(spill);
         }
         _admission.Release(ClientKey(c.Address));

@@ -29,10 +29,14 @@ public sealed class TcpListener : IDisposable
 {
     private readonly ITcpEngine _engine;
 
-    public TcpListener(IPEndPoint endPoint, IQueryProcessor processor, ILogger logger, TcpLimits? limits = null)
+    /// <param name="engine">Which engine serves the connections; <see cref="TcpEngineKind.Auto"/> (the server's choice):
+    /// the epoll loops where they work, unless PORTCULLIS_TCP=async.</param>
+    public TcpListener(IPEndPoint endPoint, IQueryProcessor processor, ILogger logger, TcpLimits? limits = null,
+        TcpEngineKind engine = TcpEngineKind.Auto)
     {
         limits ??= new TcpLimits();
-        bool async = Environment.GetEnvironmentVariable("PORTCULLIS_TCP") == "async";
+        bool async = engine == TcpEngineKind.Async
+            || (engine == TcpEngineKind.Auto && Environment.GetEnvironmentVariable("PORTCULLIS_TCP") == "async");
         _engine = LinuxTcp.IsSupported && !async
             ? new TcpEventLoops(endPoint, processor, logger, limits, Environment.ProcessorCount)
             : new TcpAsyncListener(endPoint, processor, logger, limits);
@@ -45,6 +49,17 @@ public sealed class TcpListener : IDisposable
     public void Start() => _engine.Start();
 
     public void Dispose() => _engine.Dispose();
+}
+
+/// <summary>The engines of <see cref="TcpListener"/>.</summary>
+public enum TcpEngineKind : byte
+{
+    /// <summary>Epoll loops on Linux unless PORTCULLIS_TCP=async; the asynchronous engine elsewhere.</summary>
+    Auto,
+    /// <summary>Epoll loops (<see cref="TcpEventLoop"/>) where supported, else the asynchronous engine.</summary>
+    EventLoops,
+    /// <summary>.NET's asynchronous sockets, a task per connection (<see cref="TcpAsyncListener"/>).</summary>
+    Async,
 }
 
 internal interface ITcpEngine : IDisposable

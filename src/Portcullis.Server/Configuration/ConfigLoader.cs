@@ -94,6 +94,8 @@ public static class ConfigLoader
             throw new ConfigException($"{where}: limits: tcp-max-connections must be at least 1", "tcp-max-connections");
         if (config.Limits.TcpMaxConnectionsPerClient < 1)
             throw new ConfigException($"{where}: limits: tcp-max-connections-per-client must be at least 1", "tcp-max-connections-per-client");
+        if (config.Limits.TransfersOut < 1)
+            throw new ConfigException($"{where}: limits: transfers-out must be at least 1", "transfers-out");
         var rl = config.RateLimit;
         Range(where, "rate-limit: responses-per-second", rl.ResponsesPerSecond, 0, 1000);
         Range(where, "rate-limit: nodata-per-second", rl.NodataPerSecond ?? 0, 0, 1000);

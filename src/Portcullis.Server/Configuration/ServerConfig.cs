@@ -142,6 +142,8 @@ public sealed class LimitsConfig
     public string TcpIdleTimeout { get; set; } = "10s";
     public int TcpMaxConnections { get; set; } = 1000;
     public int TcpMaxConnectionsPerClient { get; set; } = 32;
+    /// <summary>Outgoing zone transfers at once (BIND's transfers-out); one more is answered SERVFAIL.</summary>
+    public int TransfersOut { get; set; } = 10;
 }
 
 /// <summary>

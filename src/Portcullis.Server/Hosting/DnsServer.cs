@@ -36,7 +36,8 @@ public sealed class DnsServer : IDisposable
         _reloadConfig = reloadConfig;
         var counters = new SecurityCounters(Meter);
         _events = new SecurityEvents(loggerFactory.CreateLogger("Portcullis.Security"), counters);
-        Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config), counters, _events);
+        Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config), counters, _events,
+            new Transfer.ZoneTransfers(loggerFactory.CreateLogger("Portcullis.Transfer")));
     }
 
     /// <summary>The server's instruments (System.Diagnostics.Metrics), for dotnet-counters and exporters.</summary>

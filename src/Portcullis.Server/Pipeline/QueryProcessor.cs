@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Portcullis.Protocol.Messages;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
@@ -10,6 +11,7 @@ using Portcullis.Protocol.Zones;
 using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
 using Portcullis.Server.Security;
+using Portcullis.Server.Transfer;
 using Portcullis.Transport;
 
 namespace Portcullis.Server.Pipeline;
@@ -34,6 +36,8 @@ public sealed class QueryProcessorOptions
     public byte[]? ChaosVersion { get; init; }
     public byte[]? ChaosHostname { get; init; }
     public byte[]? ChaosServerId { get; init; }
+    /// <summary>Outgoing zone transfers at once (BIND's transfers-out); one more gets SERVFAIL.</summary>
+    public int TransfersOut { get; init; } = ZoneTransfers.DefaultLimit;
 
     public static QueryProcessorOptions From(ServerConfig c, LocalNetworks? local = null, QueryProcessorOptions? previous = null) => new()
     {
@@ -44,6 +48,7 @@ public sealed class QueryProcessorOptions
             ? previous?.ClientLimiter?.Settings == cl ? previous.ClientLimiter : new ClientRateLimiter(cl)
             : null,
         UdpMaxResponse = c.Limits.UdpMaxResponse,
+        TransfersOut = c.Limits.TransfersOut,
         Security = SecurityPolicy.From(c, local ?? LocalNetworks.FromSystem()),
         Cookies = !c.Cookies.Enabled ? null
             : c.Cookies.Secret is { } secret ? new CookieAuthority(Convert.FromHexString(secret),
@@ -113,14 +118,20 @@ public sealed class QueryProcessor : IQueryProcessor
     private volatile QueryProcessorOptions _options;
     private readonly SecurityCounters _counters;
     private readonly SecurityEvents? _events;
+    private readonly ZoneTransfers _transfers;
 
-    public QueryProcessor(ZoneCatalog catalog, QueryProcessorOptions options, SecurityCounters? counters = null, SecurityEvents? events = null)
+    public QueryProcessor(ZoneCatalog catalog, QueryProcessorOptions options, SecurityCounters? counters = null, SecurityEvents? events = null,
+        ZoneTransfers? transfers = null)
     {
         _catalog = catalog;
         _options = options;
         _counters = counters ?? new SecurityCounters();
         _events = events;
+        _transfers = transfers ?? new ZoneTransfers();
     }
+
+    /// <summary>Outgoing zone transfers: how many run, how many ended.</summary>
+    public ZoneTransfers Transfers => _transfers;
 
     /// <summary>Refusals, limits and drops by reason.</summary>
     public SecurityCounters Counters => _counters;
@@ -257,6 +268,8 @@ public sealed class QueryProcessor : IQueryProcessor
         RecordClass qclass = default;
         bool haveQuestion = q.QuestionCount == 1 && reader.TryReadQuestion(qname, out qnameLength, out qtype, out qclass);
         bool update = q.Opcode is Opcode.Update or Opcode.Notify;
+        // IXFR carries the client's SOA in the authority section (RFC 1995 §3).
+        bool ixfr = haveQuestion && qtype == RecordType.IXFR && q.Opcode == Opcode.Query;
         int small = tcp ? 65535 : 512;
         outcome.Error = true;   // until an answer from a zone says otherwise
         outcome.QnameLength = qnameLength;
@@ -265,8 +278,11 @@ public sealed class QueryProcessor : IQueryProcessor
 
         if (q.Opcode != Opcode.Query && !update)
             return Respond(response, h, haveQuestion, qname[..qnameLength], qtype, qclass, Rcode.NotImp, default, small);
-        if (!haveQuestion || (!update && (q.AnswerCount != 0 || q.AuthorityCount != 0)))
+        if (!haveQuestion || (!update && (q.AnswerCount != 0 || (q.AuthorityCount != 0 && !ixfr))))
             return Respond(response, h, haveQuestion, qname[..qnameLength], qtype, qclass, Rcode.FormErr, default, small);
+        long clientSerial = -1;
+        if (ixfr && !ReadIxfrSerial(ref reader, q.AuthorityCount, out clientSerial))
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.FormErr, default, small);
         // UPDATE carries prerequisites and updates (RFC 2136 §2), NOTIFY may carry an answer
         // (RFC 1996 §3.7): step over them to the additional section.
         if (update && !SkipRecords(ref reader, q.AnswerCount + q.AuthorityCount))
@@ -349,7 +365,7 @@ public sealed class QueryProcessor : IQueryProcessor
                 _events?.Report(SecurityEventKind.TransferRefused, client, zone);
                 reply.Ede = EdeProhibited;
             }
-            else reply.Ede = EdeNotSupported;   // zone transfers come with replication
+            else return AnswerTransfer(response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, zone, in info, client, clientSerial);
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
         }
         if (!access.Query.Allows(client))
@@ -403,6 +419,85 @@ public sealed class QueryProcessor : IQueryProcessor
             return Respond(response, h, true, qname, qtype, qclass, Rcode.Refused, reply, maxSize);
         }
         return Respond(response, h, true, qname, qtype, qclass, Rcode.NotImp, reply, maxSize);
+    }
+
+    /// <summary>
+    /// A zone transfer the zone's allow-transfer admitted. Over TCP, AXFR (and IXFR from a serial
+    /// older than ours: without a journal the whole zone, RFC 1995 §4) starts an
+    /// <see cref="AxfrStream"/> that the transport pulls message by message; at most
+    /// <see cref="QueryProcessorOptions.TransfersOut"/> at once, the next gets SERVFAIL as BIND's
+    /// transfers-out quota answers, so a secondary retries later. IXFR from our serial or a newer
+    /// one gets our SOA alone (RFC 1995 §2, §4: up to date). Over UDP no zone data leaves: AXFR
+    /// gets FORMERR (BIND's "AXFR over UDP" answer; RFC 5936 §4.2 has AXFR over TCP only) and IXFR
+    /// our SOA alone, the answer RFC 1995 §2 gives when the changes do not fit in a datagram,
+    /// which tells the client to retry over TCP when it is behind.
+    /// </summary>
+    private int AnswerTransfer(Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass,
+        EdnsReply reply, int maxSize, Zone zone, in QueryContextInfo info, ReadOnlySpan<byte> client, long clientSerial)
+    {
+        // RFC 5936 §2.2.1 (and RFC 1995): the question names a zone's apex; below it, we are not
+        // authoritative for a zone of that name.
+        if (!DnsName.EqualsIgnoreCase(zone.Origin.Wire, qname))
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.NotAuth, reply, maxSize);
+        bool udp = info.Transport == TransportKind.Udp;
+        if (qtype == RecordType.IXFR && clientSerial < 0)
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.FormErr, reply, maxSize);   // RFC 1995 §3: the SOA is required
+        if (qtype == RecordType.AXFR && udp)
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.FormErr, reply, maxSize);
+        if (qtype == RecordType.IXFR && (udp || IsUpToDate((uint)clientSerial, zone.Serial)))
+        {
+            var w = new DnsMessageWriter(response[..(maxSize - reply.Size)]);
+            w.Header = h;
+            w.Header.AuthoritativeAnswer = true;
+            w.TryWriteQuestion(qname, qtype, qclass);
+            WriteSoa(ref w, zone);
+            return AppendOpt(response, w.Finish(), reply, 0);
+        }
+        var options = _options;
+        if (info.Streams is not { } streams)
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.ServFail, reply, maxSize);
+        if (!_transfers.TryBegin(options.TransfersOut))
+        {
+            _transfers.Logger.LogWarning("zone transfer of {Zone} to {Client} refused for now: {Active} transfers running (transfers-out {Limit})",
+                zone.Origin, new System.Net.IPAddress(client), _transfers.Active, options.TransfersOut);
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.ServFail, reply, maxSize);
+        }
+        // The OPT record of each message is bare: the keepalive, cookie and EDE of the first are
+        // for single answers; a transfer's messages carry records only (TSIG aside).
+        streams.Start(new AxfrStream(_transfers, zone, h, qname, qtype, qclass, reply.Present, reply.DnssecOk,
+            (ushort)options.UdpMaxResponse, signer: null, client));
+        return 0;
+    }
+
+    private static void WriteSoa(ref DnsMessageWriter w, Zone zone)
+    {
+        var soa = zone.Soa;
+        w.TryWriteRecord(soa.Owner, RecordType.SOA, zone.Class, soa.Ttl, soa.First, DnsSection.Answer);
+    }
+
+    /// <summary>
+    /// The client's serial is ours or newer in RFC 1982 §3.2 serial arithmetic: equal, or ahead by
+    /// less than 2^31 (at exactly 2^31 the order is undefined, and the client gets the zone).
+    /// </summary>
+    internal static bool IsUpToDate(uint client, uint ours) => client == ours || (client - ours is > 0 and < 0x80000000u);
+
+    /// <summary>
+    /// Reads the authority section of an IXFR query for the client's SOA (RFC 1995 §3): its serial
+    /// is the RDATA's first fixed field, 20 octets from the end whatever the compression of the
+    /// names before it; -1 when there is none (FORMERR, once allow-transfer has admitted the
+    /// client). An unreadable record: false (FORMERR).
+    /// </summary>
+    private static bool ReadIxfrSerial(ref DnsMessageReader reader, int count, out long serial)
+    {
+        serial = -1;
+        Span<byte> name = stackalloc byte[DnsName.MaxLength];
+        for (int i = 0; i < count; i++)
+        {
+            if (!reader.TryReadRecordHeader(name, out _, out var type, out _, out _, out int rdOffset, out int rdLength)) return false;
+            if (type == RecordType.SOA && serial < 0 && rdLength >= 22)
+                serial = BinaryPrimitives.ReadUInt32BigEndian(reader.Message[(rdOffset + rdLength - 20)..]);
+        }
+        return true;
     }
 
     private static bool SkipRecords(ref DnsMessageReader reader, int count)
