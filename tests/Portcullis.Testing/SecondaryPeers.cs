@@ -32,9 +32,11 @@ public abstract class SecondaryPeer : PeerServer
 /// <summary>Knot DNS as a secondary (<c>master:</c> the primary; it bootstraps each zone by AXFR at start).</summary>
 public sealed class KnotSecondary : SecondaryPeer
 {
-    public KnotSecondary(IPEndPoint primary, IReadOnlyList<string> origins, int? port = null)
+    /// <param name="key">Sign the transfer requests with this TSIG key (Knot's remote key).</param>
+    public KnotSecondary(IPEndPoint primary, IReadOnlyList<string> origins, int? port = null, PeerKey? key = null)
         : base("knot-secondary", primary, origins, port)
     {
+        _key = key;
         string config = Path.Combine(Directory, "knot.conf");
         File.WriteAllText(config, Configuration());
         // "refresh, remote A@P, zone updated" follows a complete, validated transfer.
@@ -42,8 +44,12 @@ public sealed class KnotSecondary : SecondaryPeer
             ["server started", .. Origins.Select(o => $"[{o}.] refresh, remote {Primary.Address}@{Primary.Port}, zone updated")]);
     }
 
+    private readonly PeerKey? _key;
+
     private string Configuration()
     {
+        string keySection = _key is { } k ? $"key:\n  - id: {k.Name}\n    algorithm: {k.Algorithm}\n    secret: {k.Secret}\n" : "";
+        string useKey = _key is { } k2 ? $"\n    key: {k2.Name}" : "";
         var text = new StringBuilder($"""
             server:
                 rundir: "{Directory}"
@@ -56,9 +62,9 @@ public sealed class KnotSecondary : SecondaryPeer
             log:
               - target: stderr
                 any: info
-            remote:
+            {keySection}remote:
               - id: primary
-                address: {Primary.Address}@{Primary.Port}
+                address: {Primary.Address}@{Primary.Port}{useKey}
             acl:
               - id: loopback
                 address: 127.0.0.0/8
@@ -80,14 +86,18 @@ public sealed class KnotSecondary : SecondaryPeer
 /// <summary>BIND 9 as a secondary (<c>type secondary; primaries { ... };</c>), in the foreground with its state in its own directory.</summary>
 public sealed class BindSecondary : SecondaryPeer
 {
-    public BindSecondary(IPEndPoint primary, IReadOnlyList<string> origins, int? port = null)
+    /// <param name="key">Sign the transfer requests with this TSIG key (primaries { ADDR key NAME; }).</param>
+    public BindSecondary(IPEndPoint primary, IReadOnlyList<string> origins, int? port = null, PeerKey? key = null)
         : base("bind-secondary", primary, origins, port)
     {
+        _key = key;
         string config = Path.Combine(Directory, "named.conf");
         File.WriteAllText(config, Configuration());
         Start(File.Exists("/usr/sbin/named") ? "/usr/sbin/named" : "named", ["-g", "-c", config],
             ["running", .. Origins.Select(o => $"transfer of '{o}/IN' from {Primary.Address}#{Primary.Port}: Transfer completed")]);
     }
+
+    private readonly PeerKey? _key;
 
     private string Configuration()
     {
@@ -108,8 +118,11 @@ public sealed class BindSecondary : SecondaryPeer
             controls { };
 
             """);
+        if (_key is { } k)
+            text.Append($"key \"{k.Name}\" {{ algorithm {k.Algorithm}; secret \"{k.Secret}\"; }};\n");
+        string keyClause = _key is null ? "" : $" key \"{_key.Name}\"";
         foreach (var origin in Origins)
-            text.Append($"zone \"{origin}\" {{ type secondary; file \"{origin}.zone\"; primaries {{ {Primary.Address} port {Primary.Port}; }}; }};\n");
+            text.Append($"zone \"{origin}\" {{ type secondary; file \"{origin}.zone\"; primaries {{ {Primary.Address} port {Primary.Port}{keyClause}; }}; }};\n");
         return text.ToString();
     }
 }

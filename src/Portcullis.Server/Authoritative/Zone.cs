@@ -23,6 +23,12 @@ public sealed class Zone
     }
 
     public ZoneData Data { get; }
+    /// <summary>
+    /// A secondary zone that has expired (no primary reached within the SOA expire time) or has not
+    /// been transferred yet: queries for it get SERVFAIL (RFC 1035 §4.3.5 — stale data must not be
+    /// served as authoritative), as BIND, Knot and NSD answer.
+    /// </summary>
+    public bool Unavailable { get; init; }
     public DnsName Origin => Data.Origin;
     public RecordClass Class => Data.Class;
     public ZoneNode Apex => Data.Apex;

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Portcullis.Protocol.Messages;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
+using Portcullis.Protocol.Tsig;
 using Portcullis.Protocol.Wire;
 using Portcullis.Protocol.Zones;
 using Portcullis.Server.Authoritative;
@@ -165,6 +166,17 @@ public sealed class QueryProcessor : IQueryProcessor
         var outcome = new Outcome();
         int length = Answer(query, response, info, client, ref outcome);
 
+        // A request that passed its TSIG check gets a signed answer (RFC 8945 §5.3), whatever the
+        // answer is; a transfer stream signs its own messages.
+        if (length > 0 && outcome.TsigKey is { } key)
+        {
+            Span<byte> mac = stackalloc byte[TsigAlgorithms.MaxMacSize];
+            int signed = Tsig.Sign(response, length, key, outcome.RequestMac[..outcome.RequestMacLength], hasPrior: true,
+                DateTimeOffset.UtcNow.ToUnixTimeSeconds(), Tsig.DefaultFudge, TsigError.NoError, default, timersOnly: false, mac, out _);
+            if (signed > 0) length = signed;
+            return length;   // signed by a key we hold: not rate-limited (RRL's slip would break the signature)
+        }
+
         // Response rate limiting (BIND's RRL) over UDP only, and never for a client that proved its
         // address with a valid server cookie (RFC 7873 §5.3) or is exempt.
         if (length <= 0 || !udp || outcome.ValidCookie || options.Rrl is not { } rrl || client.IsEmpty
@@ -245,7 +257,14 @@ public sealed class QueryProcessor : IQueryProcessor
         public bool Edns, DnssecOk, HasCookie;
         /// <summary>The COOKIE the response carries (client cookie and fresh server cookie), for a slip.</summary>
         public CookieBytes Cookie;
+        /// <summary>The key a request was signed with, once its TSIG checked out; the answer is signed with it.</summary>
+        public TsigKey? TsigKey;
+        public MacBytes RequestMac;
+        public int RequestMacLength;
     }
+
+    [InlineArray(TsigAlgorithms.MaxMacSize)]
+    private struct MacBytes { private byte _b; }
 
     [InlineArray(CookieAuthority.ClientCookieLength + CookieAuthority.ServerCookieLength)]
     private struct CookieBytes { private byte _b; }
@@ -298,6 +317,17 @@ public sealed class QueryProcessor : IQueryProcessor
         outcome.Edns = edns.Present;
         outcome.DnssecOk = edns.DnssecOk;
 
+        // TSIG (RFC 8945 §5.2): a signed request is checked before anything else is decided; a
+        // failure is answered NOTAUTH with the TSIG error, and nothing else.
+        ReadOnlySpan<byte> keyName = default;
+        if (edns.TsigStart >= 0)
+        {
+            int rejected = CheckTsig(query, edns.TsigStart, response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, client, policy, ref outcome);
+            if (rejected >= 0) return rejected;
+            keyName = outcome.TsigKey!.NameWire;
+            maxSize -= Tsig.MaxRecordSize(outcome.TsigKey);   // room for the signature
+        }
+
         // DNS cookies (RFC 7873 §5.2): answer a client cookie with ours; a malformed one is FORMERR;
         // with cookies required, a UDP query without a valid server cookie gets BADCOOKIE and a
         // fresh cookie to retry with (§5.2.3), and no answer data to amplify.
@@ -332,7 +362,7 @@ public sealed class QueryProcessor : IQueryProcessor
         if (edns.Present && edns.Version != 0)
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.BadVers, reply, maxSize);
 
-        if (update) return AnswerUpdateOrNotify(response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, client, policy);
+        if (update) return AnswerUpdateOrNotify(response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, client, keyName, policy);
 
         // Meta-types: OPT, TSIG, TKEY cannot be asked for; MAILA/MAILB are obsolete.
         if (qtype is RecordType.OPT or RecordType.TSIG or RecordType.TKEY)
@@ -357,18 +387,22 @@ public sealed class QueryProcessor : IQueryProcessor
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
         }
         var access = policy.For(zone);
+        // A secondary zone that expired or has not been transferred yet: SERVFAIL (RFC 1034 §4.3.5),
+        // as BIND, Knot and NSD answer, rather than stale or missing data with AA set.
+        if (zone.Unavailable && access.Query.Allows(client, keyName))
+            return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.ServFail, reply, maxSize);
         if (qtype is RecordType.AXFR or RecordType.IXFR)
         {
-            if (!access.Transfer.Allows(client))
+            if (!access.Transfer.Allows(client, keyName))
             {
                 _counters.Count(SecurityReason.TransferRefused);
                 _events?.Report(SecurityEventKind.TransferRefused, client, zone);
                 reply.Ede = EdeProhibited;
             }
-            else return AnswerTransfer(response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, zone, in info, client, clientSerial);
+            else return AnswerTransfer(response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, zone, in info, client, clientSerial, ref outcome);
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
         }
-        if (!access.Query.Allows(client))
+        if (!access.Query.Allows(client, keyName))
         {
             _counters.Count(SecurityReason.QueryRefused);
             reply.Ede = EdeProhibited;
@@ -403,7 +437,7 @@ public sealed class QueryProcessor : IQueryProcessor
     /// get NOTIMP until replication implements them.
     /// </summary>
     private int AnswerUpdateOrNotify(Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass,
-        EdnsReply reply, int maxSize, ReadOnlySpan<byte> client, SecurityPolicy policy)
+        EdnsReply reply, int maxSize, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName, SecurityPolicy policy)
     {
         bool isUpdate = h.Opcode == Opcode.Update;
         var zone = _catalog.FindZone(qname);
@@ -411,7 +445,7 @@ public sealed class QueryProcessor : IQueryProcessor
             // RFC 2136 §3.1.1: not a zone we are authoritative for.
             return Respond(response, h, true, qname, qtype, qclass, isUpdate ? Rcode.NotAuth : Rcode.Refused, reply, maxSize);
         var access = policy.For(zone);
-        if (!(isUpdate ? access.Update : access.Notify).Allows(client))
+        if (!(isUpdate ? access.Update : access.Notify).Allows(client, keyName))
         {
             _counters.Count(isUpdate ? SecurityReason.UpdateRefused : SecurityReason.NotifyRefused);
             _events?.Report(isUpdate ? SecurityEventKind.UpdateRefused : SecurityEventKind.NotifyRefused, client, zone);
@@ -433,7 +467,7 @@ public sealed class QueryProcessor : IQueryProcessor
     /// which tells the client to retry over TCP when it is behind.
     /// </summary>
     private int AnswerTransfer(Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass,
-        EdnsReply reply, int maxSize, Zone zone, in QueryContextInfo info, ReadOnlySpan<byte> client, long clientSerial)
+        EdnsReply reply, int maxSize, Zone zone, in QueryContextInfo info, ReadOnlySpan<byte> client, long clientSerial, ref Outcome outcome)
     {
         // RFC 5936 §2.2.1 (and RFC 1995): the question names a zone's apex; below it, we are not
         // authoritative for a zone of that name.
@@ -464,9 +498,71 @@ public sealed class QueryProcessor : IQueryProcessor
         }
         // The OPT record of each message is bare: the keepalive, cookie and EDE of the first are
         // for single answers; a transfer's messages carry records only (TSIG aside).
+        // A signed request: every message of the transfer is signed with its key (RFC 8945 §5.3.1).
+        var signer = outcome.TsigKey is { } key
+            ? new TsigStreamSigner(key, outcome.RequestMac[..outcome.RequestMacLength], static () => DateTimeOffset.UtcNow.ToUnixTimeSeconds())
+            : null;
         streams.Start(new AxfrStream(_transfers, zone, h, qname, qtype, qclass, reply.Present, reply.DnssecOk,
-            (ushort)options.UdpMaxResponse, signer: null, client));
+            (ushort)options.UdpMaxResponse, signer, client));
         return 0;
+    }
+
+    /// <summary>
+    /// Checks a signed request (RFC 8945 §5.2): the record must parse (else FORMERR), the key be one
+    /// we hold with that algorithm (BADKEY), the MAC verify (BADSIG; truncated MACs BADTRUNC) and the
+    /// time be within the fudge (BADTIME). Returns -1 when all is well (the key and the request's MAC
+    /// are in <paramref name="outcome"/>), else the length of the error answer: NOTAUTH with the TSIG
+    /// error, unsigned for BADKEY and BADSIG (§5.3.2: never signed with a key the request failed),
+    /// signed for BADTIME with our clock in Other Data so the client can see the skew.
+    /// </summary>
+    private int CheckTsig(ReadOnlySpan<byte> query, int start, Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype,
+        RecordClass qclass, EdnsReply reply, int maxSize, ReadOnlySpan<byte> client, SecurityPolicy policy, ref Outcome outcome)
+    {
+        Span<byte> keyName = stackalloc byte[DnsName.MaxLength];
+        int keyNameLength;
+        if (!Tsig.TryParseAt(query, start, out var record) || (keyNameLength = record.KeyName(query, keyName)) == 0)
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.FormErr, reply, maxSize);
+        long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var key = policy.Keys.Find(keyName[..keyNameLength]);
+        var status = key is null ? TsigStatus.BadKey : Tsig.VerifyMac(query, record, key, default, hasPrior: false);
+        if (status == TsigStatus.Ok && !Tsig.TimeIsValid(record, now)) status = TsigStatus.BadTime;
+        if (status == TsigStatus.Ok)
+        {
+            outcome.TsigKey = key;
+            record.Mac(query).CopyTo(outcome.RequestMac);
+            outcome.RequestMacLength = record.MacLength;
+            return -1;
+        }
+        if (status == TsigStatus.FormErr)
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.FormErr, reply, maxSize);
+        _counters.Count(SecurityReason.TsigRejected);
+        _events?.Report(status switch
+        {
+            TsigStatus.BadKey => SecurityEventKind.TsigBadKey,
+            TsigStatus.BadTime => SecurityEventKind.TsigBadTime,
+            _ => SecurityEventKind.TsigBadSig,
+        }, client);
+        int length = Respond(response, h, true, qname, qtype, qclass, Rcode.NotAuth, reply, maxSize);
+        var error = status switch
+        {
+            TsigStatus.BadKey => TsigError.BadKey,
+            TsigStatus.BadSig => TsigError.BadSig,
+            TsigStatus.BadTime => TsigError.BadTime,
+            _ => TsigError.BadTrunc,
+        };
+        int withTsig;
+        if (status is TsigStatus.BadKey or TsigStatus.BadSig)
+            withTsig = Tsig.AppendUnsigned(response, length, keyName[..keyNameLength], record.Algorithm(query), now, record.Fudge, error);
+        else
+        {
+            // The request's own time as Time Signed (so the client's time check passes) and ours in Other Data.
+            Span<byte> other = stackalloc byte[6];
+            Tsig.WriteTime(other, now);
+            Span<byte> mac = stackalloc byte[TsigAlgorithms.MaxMacSize];
+            withTsig = Tsig.Sign(response, length, key!, record.Mac(query), hasPrior: true, record.TimeSigned, record.Fudge, error,
+                status == TsigStatus.BadTime ? other : default, timersOnly: false, mac, out _);
+        }
+        return withTsig > 0 ? withTsig : length;
     }
 
     private static void WriteSoa(ref DnsMessageWriter w, Zone zone)
@@ -627,19 +723,29 @@ public sealed class QueryProcessor : IQueryProcessor
         public ushort PayloadSize;
         /// <summary>Where the COOKIE option's data is in the query (RFC 7873 §4), or -1.</summary>
         public int CookieOffset, CookieLength;
+        /// <summary>Where the TSIG record starts (the last additional record, RFC 8945 §5.1), or -1.</summary>
+        public int TsigStart;
     }
 
     /// <summary>Finds the OPT record among the additional records (RFC 6891 §6.1.1): at most one, owned by the root.</summary>
     private static EdnsQuery ReadEdns(ref DnsMessageReader reader, int additional)
     {
-        var e = new EdnsQuery { CookieOffset = -1 };
+        var e = new EdnsQuery { CookieOffset = -1, TsigStart = -1 };
         Span<byte> name = stackalloc byte[DnsName.MaxLength];
         for (int i = 0; i < additional; i++)
         {
+            int start = reader.Position;
             if (!reader.TryReadRecordHeader(name, out int nameLength, out var type, out var cls, out uint ttl, out int rdOffset, out int rdLength))
             {
                 e.Malformed = true;
                 return e;
+            }
+            if (type == RecordType.TSIG)
+            {
+                // RFC 8945 §5.2: a TSIG anywhere but last is FORMERR.
+                if (i != additional - 1) { e.Malformed = true; return e; }
+                e.TsigStart = start;
+                continue;
             }
             if (type != RecordType.OPT) continue;
             if (e.Present || nameLength != 1)

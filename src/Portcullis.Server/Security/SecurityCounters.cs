@@ -27,6 +27,8 @@ public enum SecurityReason
     ClientBlockStarted,
     CookieMalformed,
     BadCookie,
+    /// <summary>A TSIG-signed request that failed its check (unknown key, bad MAC, time, truncation): NOTAUTH.</summary>
+    TsigRejected,
 }
 
 /// <summary>
@@ -40,6 +42,7 @@ public sealed class SecurityCounters
     [
         "query-refused", "recursion-refused", "not-authoritative", "transfer-refused", "update-refused", "notify-refused",
         "rrl-dropped", "rrl-slipped", "rrl-limited-episode", "client-blocked-query", "client-block-started", "cookie-malformed", "bad-cookie",
+        "tsig-rejected",
     ];
 
     // One cache line per counter, so that workers counting different reasons do not contend.
@@ -79,7 +82,7 @@ public sealed class SecurityCounters
 }
 
 /// <summary>What a <see cref="SecurityEvents"/> line reports.</summary>
-public enum SecurityEventKind : byte { RrlLimited, RrlLogOnly, ClientBlocked, TransferRefused, UpdateRefused, NotifyRefused }
+public enum SecurityEventKind : byte { RrlLimited, RrlLogOnly, ClientBlocked, TransferRefused, UpdateRefused, NotifyRefused, TsigBadKey, TsigBadSig, TsigBadTime }
 
 /// <summary>
 /// Log lines for newly limited or blocked clients and refused transfers, written off the query path:
@@ -162,6 +165,15 @@ public sealed class SecurityEvents : IDisposable
                     break;
                 case SecurityEventKind.NotifyRefused:
                     _logger.LogWarning("NOTIFY for {Zone} refused from {Client} (allow-notify)", e.Zone?.Origin.ToString() ?? "?", client);
+                    break;
+                case SecurityEventKind.TsigBadKey:
+                    _logger.LogWarning("TSIG: request from {Client} signed with a key we do not have or another algorithm: BADKEY", client);
+                    break;
+                case SecurityEventKind.TsigBadSig:
+                    _logger.LogWarning("TSIG: request from {Client} has a MAC that does not verify (another secret?): BADSIG", client);
+                    break;
+                case SecurityEventKind.TsigBadTime:
+                    _logger.LogWarning("TSIG: request from {Client} signed outside the fudge of our clock (check both clocks): BADTIME", client);
                     break;
             }
         }
