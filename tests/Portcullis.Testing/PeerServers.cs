@@ -418,6 +418,28 @@ public sealed class BindPeer : PeerServer
     /// <summary>The zone file named reads for <paramref name="origin"/>: edit it, then <see cref="ReloadZone"/>.</summary>
     public string ZoneFile(string origin) => Path.Combine(Directory, LocalFile(new PeerZone(origin, "")));
 
+    /// <summary>
+    /// named.conf's options block for a test instance: its files in <paramref name="directory"/>, IPv4
+    /// loopback on <paramref name="port"/> only, no control channel; <paramref name="body"/> adds the
+    /// statements that make the instance what it is.
+    /// </summary>
+    public static string Options(string directory, int port, string body) => $$"""
+        options {
+            directory "{{directory}}";
+            listen-on port {{port}} { 127.0.0.1; };
+            listen-on-v6 { none; };
+            pid-file "{{directory}}/named.pid";
+            session-keyfile "{{directory}}/session.key";
+            managed-keys-directory "{{directory}}";
+        {{body}}
+        };
+        controls { };
+
+        """;
+
+    /// <summary>A key statement for named.conf.</summary>
+    public static string KeyStatement(PeerKey key) => $"key \"{key.Name}\" {{ algorithm {key.Algorithm}; secret \"{key.Secret}\"; }};\n";
+
     /// <summary>Debian installs named in /usr/sbin, which is not on every user's PATH.</summary>
     private static string Executable => File.Exists("/usr/sbin/named") ? "/usr/sbin/named" : "named";
 
@@ -434,25 +456,14 @@ public sealed class BindPeer : PeerServer
 
     private string Configuration()
     {
-        var text = new StringBuilder($$"""
-            options {
-                directory "{{Directory}}";
-                listen-on port {{Port}} { 127.0.0.1; };
-                listen-on-v6 { none; };
-                pid-file "{{Directory}}/named.pid";
-                session-keyfile "{{Directory}}/session.key";
-                managed-keys-directory "{{Directory}}";
+        var text = new StringBuilder(Options(Directory, Port, $$"""
                 {{(Recursion ? "recursion yes; allow-recursion { any; }; resolver-query-timeout 1;" : "recursion no;")}}
                 allow-query { any; };
                 dnssec-validation no;
-            {{(TransferKey is null ? "" : $"allow-transfer {{ key \"{TransferKey.Name}\"; }};")}}
-            {{ExtraOptions}}
-            };
-            controls { };
-
-            """);
-        if (TransferKey is { } k)
-            text.Append($"key \"{k.Name}\" {{ algorithm {k.Algorithm}; secret \"{k.Secret}\"; }};\n");
+                {{(TransferKey is null ? "" : $"allow-transfer {{ key \"{TransferKey.Name}\"; }};")}}
+                {{ExtraOptions}}
+            """));
+        if (TransferKey is { } k) text.Append(KeyStatement(k));
         foreach (var zone in Zones)
             text.Append($"zone \"{zone.Origin.TrimEnd('.')}\" {{ type primary; file \"{LocalFile(zone)}\"; }};\n");
         return text.ToString();

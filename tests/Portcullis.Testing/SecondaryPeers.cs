@@ -101,25 +101,14 @@ public sealed class BindSecondary : SecondaryPeer
 
     private string Configuration()
     {
-        var text = new StringBuilder($$"""
-            options {
-                directory "{{Directory}}";
-                listen-on port {{Port}} { 127.0.0.1; };
-                listen-on-v6 { none; };
-                pid-file "{{Directory}}/named.pid";
-                session-keyfile "{{Directory}}/session.key";
-                managed-keys-directory "{{Directory}}";
+        var text = new StringBuilder(BindPeer.Options(Directory, Port, """
                 recursion no;
                 dnssec-validation no;
                 allow-query { any; };
                 allow-transfer { 127.0.0.0/8; };
                 notify no;
-            };
-            controls { };
-
-            """);
-        if (_key is { } k)
-            text.Append($"key \"{k.Name}\" {{ algorithm {k.Algorithm}; secret \"{k.Secret}\"; }};\n");
+            """));
+        if (_key is { } k) text.Append(BindPeer.KeyStatement(k));
         string keyClause = _key is null ? "" : $" key \"{_key.Name}\"";
         foreach (var origin in Origins)
             text.Append($"zone \"{origin}\" {{ type secondary; file \"{origin}.zone\"; primaries {{ {Primary.Address} port {Primary.Port}{keyClause}; }}; }};\n");

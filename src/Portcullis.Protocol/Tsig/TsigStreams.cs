@@ -90,6 +90,21 @@ public sealed class TsigResponseVerifier
     /// <summary>The server's clock (Other Data of a BADTIME answer), when it sent one.</summary>
     public long? ServerTime { get; private set; }
 
+    /// <summary>
+    /// What a check found, in one line for a user or a log (null when the message is acceptable):
+    /// the words `portcullis query --tsig` prints and the secondary logs.
+    /// </summary>
+    public string? Describe(TsigCheck check) => check switch
+    {
+        TsigCheck.Verified or TsigCheck.Unsigned => null,
+        TsigCheck.Missing => "the reply is not signed",
+        TsigCheck.Malformed => "malformed TSIG record",
+        TsigCheck.BadSignature => $"the signature does not verify with key {_key.Name} (another secret or algorithm?)",
+        TsigCheck.BadTime => "signed at a time outside the fudge of this machine's clock",
+        _ => $"the server refused the signature: {ServerErrorCode.ToString().ToUpperInvariant()}"
+            + (ServerErrorCode == TsigError.BadTime && ServerTime is { } t ? $" (the server's clock is {t - _now:+0;-0} s from ours)" : ""),
+    };
+
     public TsigCheck Check(ReadOnlySpan<byte> message)
     {
         EndedSigned = false;

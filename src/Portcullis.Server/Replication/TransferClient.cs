@@ -162,16 +162,7 @@ public static class TransferClient
 
     private static void CheckTsig(TsigResponseVerifier verifier, byte[] reply, IPEndPoint primary, bool last)
     {
-        var check = verifier.Check(reply);
-        string? problem = check switch
-        {
-            TsigCheck.Verified or TsigCheck.Unsigned => null,
-            TsigCheck.Missing => "the answer is not TSIG-signed",
-            TsigCheck.Malformed => "malformed TSIG record",
-            TsigCheck.BadSignature => "TSIG signature does not verify (wrong secret?)",
-            TsigCheck.BadTime => "TSIG time outside the fudge (check both clocks)",
-            _ => $"the primary answered TSIG error {verifier.ServerErrorCode}",
-        };
+        string? problem = verifier.Describe(verifier.Check(reply));
         if (problem is null && last && !verifier.EndedSigned) problem = "the answer is not TSIG-signed";
         if (problem is not null) throw new TransferException($"{primary}: {problem}");
     }

@@ -273,25 +273,8 @@ public static class QueryCommand
         var verifier = new TsigResponseVerifier(key, requestMac, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
         for (int i = 0; i < result.Wire.Count; i++)
         {
-            var check = verifier.Check(result.Wire[i]);
-            string where = result.Wire.Count > 1 ? $"message {i + 1}: " : "";
-            switch (check)
-            {
-                case TsigCheck.Verified or TsigCheck.Unsigned:
-                    continue;
-                case TsigCheck.Missing:
-                    return $"{where}the reply is not signed";
-                case TsigCheck.Malformed:
-                    return $"{where}malformed TSIG record";
-                case TsigCheck.BadSignature:
-                    return $"{where}the signature does not verify with key {key.Name} (another secret or algorithm?)";
-                case TsigCheck.BadTime:
-                    return $"{where}signed at a time outside the fudge of this machine's clock";
-                default:
-                    string detail = verifier.ServerErrorCode == TsigError.BadTime && verifier.ServerTime is { } t
-                        ? $" (the server's clock is {t - DateTimeOffset.UtcNow.ToUnixTimeSeconds():+0;-0} s from ours)" : "";
-                    return $"{where}the server refused the signature: {verifier.ServerErrorCode.ToString().ToUpperInvariant()}{detail}";
-            }
+            if (verifier.Describe(verifier.Check(result.Wire[i])) is { } problem)
+                return result.Wire.Count > 1 ? $"message {i + 1}: {problem}" : problem;
         }
         return verifier.EndedSigned ? null : "the last message of the reply is not signed";
     }
