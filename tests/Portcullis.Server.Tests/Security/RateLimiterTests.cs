@@ -377,8 +377,11 @@ public sealed class RateLimiterTests
         Assert.Equal(N, send + drop + slip);
         Assert.Equal(drop, rrl.Dropped);
         Assert.Equal(slip, rrl.Slipped);
-        // The hot answer account: 10 in the first second, then a flood at the debt floor.
-        Assert.InRange(hotSent, 10, 20);
+        // The hot answer account: 10 in the first second, then a flood at the debt floor. The table
+        // is lock-free and tolerates benign races (two threads may both spend the last credit), so
+        // under load a few more slip through than the single-threaded tests' exact 10 — but of the
+        // 20,000 hot answers asked for, only a handful.
+        Assert.InRange(hotSent, 10, 40);
 
         // The table is still fully usable: a fresh identity gets exactly its rate.
         Assert.Equal(10, Run(rrl, 30, 20_000, 0, client: Ip("203.0.113.1")).Send);
