@@ -1,6 +1,25 @@
-# Shared by bench/dnsperf/run.sh and bench/zoneload/run.sh (sourced, not run).
+# Shared by the harnesses under bench/ (sourced, not run).
 
 log() { echo "[$(date +%T)] $*" >&2; }
+
+# Exits with one line unless every tool is on PATH. $1: the harness's name, for the message.
+require_tools() {
+    local who=$1 tool
+    shift
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "$who: $tool is not installed" >&2; exit 1; }
+    done
+}
+
+# Stops a server: TERM, a bounded wait ($2 tenths of a second, default 150: NSD and Knot free a
+# big zone on the way out), then KILL, so a stuck server never hangs a harness; then reaps it.
+terminate() {
+    local pid=$1 tenths=${2:-150}
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq "$tenths"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
 
 # Waits (at most QUIET_WAIT s, and QUIET_BUDGET s over the whole run) for one second in which the
 # machine is at least 90% idle: our own processes are idle between runs, so what runs then is

@@ -39,19 +39,13 @@ ORIGIN=axfr.test
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-for tool in knotd kdig dotnet taskset; do
-    command -v "$tool" >/dev/null || { echo "axfr: $tool is not installed" >&2; exit 1; }
-done
+require_tools axfr knotd kdig dotnet taskset
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-axfr.XXXXXX")
 PIDS=()
 
 cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
+    for pid in "${PIDS[@]}"; do terminate "$pid"; done
     if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT

@@ -108,9 +108,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 HZ=$(getconf CLK_TCK)
 
-for tool in dnsperf taskset dig; do
-    command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
-done
+require_tools run.sh dnsperf taskset dig
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-dnsperf.XXXXXX")
 declare -A PID PORT
@@ -376,9 +374,7 @@ IDLE=$WORK/idle
 : >"$IDLE"
 stop_server() {
     local pid=$1 p keep=()
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    terminate "$pid" 50
     # Forget it, so that cleanup never signals a process id the system has since given to another.
     for p in "${STARTED[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
     STARTED=("${keep[@]}")

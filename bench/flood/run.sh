@@ -33,9 +33,7 @@ CLIENT_LIMIT_QPS=${CLIENT_LIMIT_QPS:-1000}
 QUIET_WAIT=${QUIET_WAIT:-10}
 QUIET_BUDGET=${QUIET_BUDGET:-60}
 
-for tool in dnsperf dotnet taskset python3; do
-    command -v "$tool" >/dev/null || { echo "flood: $tool is not installed" >&2; exit 1; }
-done
+require_tools flood dnsperf dotnet taskset python3
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-flood.XXXXXX")
 SERVER_PID=""

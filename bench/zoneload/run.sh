@@ -48,9 +48,7 @@ ORIGIN=load.test
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-for tool in knotd nsd dotnet taskset; do
-    command -v "$tool" >/dev/null || { echo "zoneload: $tool is not installed" >&2; exit 1; }
-done
+require_tools zoneload knotd nsd dotnet taskset
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-zoneload.XXXXXX")
 CURRENT=""
@@ -63,13 +61,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 
-# TERM, a bounded wait (15 s: NSD and Knot free a big zone on the way out), then KILL.
 stop_server() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
+    terminate "$1"
     CURRENT=""
 }
 
