@@ -168,8 +168,10 @@ public sealed class KnotPeer : PeerServer
     /// <param name="journalDifferences">On <see cref="ReloadZone"/>, compare the edited zone file with the zone served and
     /// keep the difference in the journal (<c>zonefile-load: difference</c>), so that IXFR has a diff to send.</param>
     public KnotPeer(IReadOnlyList<PeerZone> zones, int? port = null, bool allowTransfer = false, int rrlRate = 0, string? nsid = null,
-        IReadOnlyCollection<string>? cookieZones = null, bool journalDifferences = false, PeerKey? transferKey = null) : base("knot", zones, port)
+        IReadOnlyCollection<string>? cookieZones = null, bool journalDifferences = false, PeerKey? transferKey = null,
+        IPEndPoint? notifyTo = null) : base("knot", zones, port)
     {
+        _notifyTo = notifyTo;
         _transferKey = transferKey;
         _journalDifferences = journalDifferences;
         _allowTransfer = allowTransfer;
@@ -184,6 +186,7 @@ public sealed class KnotPeer : PeerServer
 
     private readonly bool _journalDifferences;
     private readonly PeerKey? _transferKey;
+    private readonly IPEndPoint? _notifyTo;
     private readonly bool _allowTransfer;
     private readonly int _rrlRate;
     private readonly string? _nsid;
@@ -200,6 +203,12 @@ public sealed class KnotPeer : PeerServer
             acl = $"key:\n  - id: {k.Name}\n    algorithm: {k.Algorithm}\n    secret: {k.Secret}\n"
                 + $"acl:\n  - id: key-transfer\n    key: {k.Name}\n    action: [transfer, notify]\n";
             useAcl = "\n    acl: key-transfer";
+        }
+        if (_notifyTo is { } n)
+        {
+            // NOTIFY the secondary (signed with the transfer key, when there is one) on every change.
+            acl += $"remote:\n  - id: notified\n    address: {n.Address}@{n.Port}{(_transferKey is { } nk ? $"\n    key: {nk.Name}" : "")}\n";
+            useAcl += "\n    notify: notified";
         }
         string rrl = _rrlRate > 0 ? $"mod-rrl:\n  - id: rrl\n    rate-limit: {_rrlRate}\n    slip: 2\n" : "";
         string useRrl = _rrlRate > 0 ? "\n    global-module: mod-rrl/rrl" : "";

@@ -55,6 +55,28 @@ public sealed class ServerConfig
         throw new FormatException($"'{text}' is not an address or address:port (use [v6]:port for IPv6)");
     }
 
+    /// <summary>
+    /// A replication peer: "ADDRESS[@PORT] [key NAME]" (Knot's address@port; BIND's "key NAME").
+    /// Throws FormatException saying what is wrong.
+    /// </summary>
+    public static (IPEndPoint EndPoint, string? Key) ParsePeer(string text)
+    {
+        var words = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (words.Length is not (1 or 3) || words.Length == 3 && words[1] != "key")
+            throw new FormatException($"'{text}': expected ADDRESS[@PORT] [key NAME]");
+        string address = words[0];
+        int port = 53;
+        int at = address.LastIndexOf('@');
+        if (at >= 0)
+        {
+            if (!int.TryParse(address.AsSpan(at + 1), out port) || port is < 1 or > 65535)
+                throw new FormatException($"'{text}': bad port '{address[(at + 1)..]}'");
+            address = address[..at];
+        }
+        if (!IPAddress.TryParse(address, out var ip)) throw new FormatException($"'{text}': '{address}' is not an IP address");
+        return (new IPEndPoint(ip, port), words.Length == 3 ? words[2] : null);
+    }
+
     public static TimeSpan ParseDuration(string text)
     {
         text = text.Trim();
@@ -78,7 +100,12 @@ public sealed class KeyConfig
 public sealed class ZoneConfig
 {
     public string Name { get; set; } = "";
+    /// <summary>The zone file: read for a primary zone; written (with FILE.state) for a secondary.</summary>
     public string File { get; set; } = "";
+    /// <summary>"primary" (the default: served from <see cref="File"/>) or "secondary" (pulled from <see cref="Primaries"/>).</summary>
+    public string Type { get; set; } = "primary";
+    /// <summary>For a secondary: the servers to pull from, in order, each "ADDRESS[@PORT] [key NAME]".</summary>
+    public List<string>? Primaries { get; set; }
     /// <summary>Per-zone access lists; null inherits the server-wide list of the same name.</summary>
     public List<string>? AllowQuery { get; set; }
     public List<string>? AllowTransfer { get; set; }

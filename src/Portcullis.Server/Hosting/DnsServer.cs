@@ -38,7 +38,21 @@ public sealed class DnsServer : IDisposable
         _events = new SecurityEvents(loggerFactory.CreateLogger("Portcullis.Security"), counters);
         Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config), counters, _events,
             new Transfer.ZoneTransfers(loggerFactory.CreateLogger("Portcullis.Transfer")));
+        _secondaries = new SecondaryZones(loggerFactory, RebuildCatalog);
+        Processor.NotifyReceiver = _secondaries;
     }
+
+    private readonly SecondaryZones _secondaries;
+
+    /// <summary>The catalog anew from the primary zones loaded and what the secondary zones serve, swapped in.</summary>
+    private void RebuildCatalog()
+    {
+        lock (_reloadLock)
+            Processor.Catalog = new ZoneCatalog(_loaded.Values.Select(z => z.Zone).Concat(_secondaries.Served));
+    }
+
+    /// <summary>The secondary zone engines (for tests and status).</summary>
+    internal bool IsSecondary(DnsName origin) => _secondaries.IsSecondary(origin);
 
     /// <summary>The server's instruments (System.Diagnostics.Metrics), for dotnet-counters and exporters.</summary>
     public static readonly System.Diagnostics.Metrics.Meter Meter = new("Portcullis");
@@ -57,6 +71,7 @@ public sealed class DnsServer : IDisposable
         var errors = new List<string>();
         foreach (var zc in _config.Zones)
         {
+            if (zc.Type == "secondary") continue;   // pulled from its primaries (below), not read here
             try
             {
                 var (zone, stamp) = LoadZone(zc);
@@ -66,7 +81,7 @@ public sealed class DnsServer : IDisposable
             catch (ZoneLoadException e) { errors.Add(e.Message); }
         }
         if (errors.Count > 0) throw new ZoneLoadException(string.Join(Environment.NewLine, errors));
-        Processor.Catalog = new ZoneCatalog(zones);
+        _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
         ReleaseLoadGarbage();
 
         var limits = TcpLimitsFrom(_config);
@@ -120,6 +135,7 @@ public sealed class DnsServer : IDisposable
             var keep = new HashSet<DnsName>();
             foreach (var zc in _config.Zones)
             {
+                if (zc.Type == "secondary") continue;
                 var origin = DnsName.Parse(zc.Name);
                 keep.Add(origin);
                 var stamp = ZoneStamp.Of(zc.File);
@@ -143,7 +159,7 @@ public sealed class DnsServer : IDisposable
                 }
             }
             foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
-            Processor.Catalog = new ZoneCatalog(zones);
+            _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
             ReleaseLoadGarbage();
             return failed;
         }
@@ -199,6 +215,7 @@ public sealed class DnsServer : IDisposable
 
     public void Dispose()
     {
+        _secondaries.Dispose();
         foreach (var u in _udp) u.Dispose();
         foreach (var t in _tcp) t.Dispose();
         _udp.Clear();

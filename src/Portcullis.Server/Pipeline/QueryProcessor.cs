@@ -105,6 +105,16 @@ public sealed class QueryProcessorOptions
     }
 }
 
+/// <summary>What became of a NOTIFY (RFC 1996) for a zone this server serves.</summary>
+public enum NotifyOutcome { NotSecondary, Accepted, Refused }
+
+/// <summary>Where NOTIFY messages for secondary zones go; called on the query path, so it must only signal, not work.</summary>
+public interface INotifyReceiver
+{
+    /// <param name="aclAllows">Whether the zone's allow-notify admits the sender (its primaries are admitted regardless).</param>
+    NotifyOutcome Notify(Zone zone, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName, bool aclAllows);
+}
+
 /// <summary>
 /// The query pipeline for authoritative service: header admission, question and EDNS parsing,
 /// then the answer from the zone catalog, written into the response buffer within the size the
@@ -136,6 +146,9 @@ public sealed class QueryProcessor : IQueryProcessor
 
     /// <summary>Refusals, limits and drops by reason.</summary>
     public SecurityCounters Counters => _counters;
+
+    /// <summary>Takes NOTIFY for secondary zones (null: no secondary zones).</summary>
+    public INotifyReceiver? NotifyReceiver { get; set; }
 
     /// <summary>The zones served; setting it swaps the snapshot atomically.</summary>
     public ZoneCatalog Catalog { get => _catalog; set => _catalog = value; }
@@ -445,6 +458,24 @@ public sealed class QueryProcessor : IQueryProcessor
             // RFC 2136 §3.1.1: not a zone we are authoritative for.
             return Respond(response, h, true, qname, qtype, qclass, isUpdate ? Rcode.NotAuth : Rcode.Refused, reply, maxSize);
         var access = policy.For(zone);
+        if (!isUpdate && NotifyReceiver is { } receiver)
+        {
+            // A secondary zone: NOTIFY from its primaries (or allow-notify) makes it check the
+            // primary's serial now (RFC 1996 §3.7, §4.7: answered NOERROR, echoing the question).
+            var notified = receiver.Notify(zone, client, keyName, access.Notify.Allows(client, keyName));
+            if (notified == NotifyOutcome.Accepted)
+            {
+                h.AuthoritativeAnswer = true;
+                return Respond(response, h, true, qname, qtype, qclass, Rcode.NoError, reply, maxSize);
+            }
+            if (notified == NotifyOutcome.Refused)
+            {
+                _counters.Count(SecurityReason.NotifyRefused);
+                _events?.Report(SecurityEventKind.NotifyRefused, client, zone);
+                reply.Ede = EdeProhibited;
+                return Respond(response, h, true, qname, qtype, qclass, Rcode.Refused, reply, maxSize);
+            }
+        }
         if (!(isUpdate ? access.Update : access.Notify).Allows(client, keyName))
         {
             _counters.Count(isUpdate ? SecurityReason.UpdateRefused : SecurityReason.NotifyRefused);

@@ -1,0 +1,141 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Portcullis.Protocol.Names;
+using Portcullis.Protocol.Records;
+using Portcullis.Protocol.Tsig;
+using Portcullis.Protocol.ZoneText;
+using Portcullis.Protocol.Zones;
+using Portcullis.Server.Authoritative;
+using Portcullis.Server.Configuration;
+using Portcullis.Server.Pipeline;
+using Portcullis.Server.Replication;
+using Portcullis.Server.Security;
+
+namespace Portcullis.Server.Hosting;
+
+/// <summary>
+/// The secondary zones of the configuration, each run by a <see cref="SecondaryZone"/>: started,
+/// restarted when its settings change and stopped when it leaves the configuration on reload. What
+/// each serves (its last version, or an unavailable placeholder answered SERVFAIL until the first
+/// transfer) is handed to the server through <c>changed</c>, which rebuilds the catalog. NOTIFY from
+/// a zone's primaries (or admitted by allow-notify) wakes its refresh.
+/// </summary>
+internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action changed) : INotifyReceiver, IDisposable
+{
+    private sealed class Entry(SecondaryZone engine, string settings, IReadOnlyList<PrimaryServer> primaries)
+    {
+        public SecondaryZone Engine { get; } = engine;
+        public string Settings { get; } = settings;
+        public IReadOnlyList<PrimaryServer> Primaries { get; } = primaries;
+        public volatile Zone? Served;
+    }
+
+    private readonly Lock _lock = new();
+    private Dictionary<DnsName, Entry> _zones = new();
+
+    /// <summary>What the secondary zones serve now.</summary>
+    public IReadOnlyList<Zone> Served
+    {
+        get
+        {
+            lock (_lock) return [.. _zones.Values.Select(e => e.Served).OfType<Zone>()];
+        }
+    }
+
+    public bool IsSecondary(DnsName origin)
+    {
+        lock (_lock) return _zones.ContainsKey(origin);
+    }
+
+    /// <summary>Starts, restarts or stops engines so that they match the configuration's secondary zones.</summary>
+    public void Configure(ServerConfig config, SecurityPolicy policy)
+    {
+        var wanted = new Dictionary<DnsName, (ZoneConfig Zone, string Settings)>();
+        foreach (var zc in config.Zones)
+            if (zc.Type == "secondary")
+                wanted[DnsName.Parse(zc.Name.EndsWith('.') ? zc.Name : zc.Name + ".")] = (zc, $"{zc.File}|{string.Join(',', zc.Primaries!)}|{KeysOf(zc, policy)}");
+        List<Entry> stop = [];
+        List<Entry> start = [];
+        lock (_lock)
+        {
+            var next = new Dictionary<DnsName, Entry>();
+            foreach (var (origin, (zc, settings)) in wanted)
+            {
+                if (_zones.TryGetValue(origin, out var current) && current.Settings == settings)
+                {
+                    next[origin] = current;
+                    continue;
+                }
+                if (current is not null) stop.Add(current);
+                var primaries = zc.Primaries!.Select(p =>
+                {
+                    var (endPoint, keyName) = ServerConfig.ParsePeer(p);
+                    TsigKey? key = keyName is null ? null : policy.Keys.Keys.FirstOrDefault(k => k.Name == DnsName.Parse(keyName.EndsWith('.') ? keyName : keyName + ".").ToLowerInvariant());
+                    return new PrimaryServer(endPoint, key);
+                }).ToArray();
+                Entry? entry = null;
+                var engine = new SecondaryZone(origin, primaries, zc.File, zone => Publish(entry!, zone),
+                    loggerFactory.CreateLogger("Portcullis.Secondary"));
+                entry = new Entry(engine, settings, primaries) { Served = Placeholder(origin) };
+                next[origin] = entry;
+                start.Add(entry);
+            }
+            foreach (var (origin, entry) in _zones)
+                if (!next.ContainsKey(origin) || !ReferenceEquals(next[origin], entry)) { if (!stop.Contains(entry)) stop.Add(entry); }
+            _zones = next;
+        }
+        foreach (var e in stop) e.Engine.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        foreach (var e in start) e.Engine.Start();
+        changed();
+    }
+
+    private static string KeysOf(ZoneConfig zc, SecurityPolicy policy) =>
+        string.Join(',', policy.Keys.Keys.Select(k => $"{k.Name}:{k.Algorithm}:{k.SecretBase64}"));
+
+    private void Publish(Entry entry, Zone zone)
+    {
+        entry.Served = zone;
+        changed();
+    }
+
+    public NotifyOutcome Notify(Zone zone, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName, bool aclAllows)
+    {
+        Entry? entry;
+        lock (_lock) _zones.TryGetValue(zone.Origin, out entry);
+        if (entry is null) return NotifyOutcome.NotSecondary;
+        bool fromPrimary = false;
+        if (client.Length is 4 or 16)
+        {
+            var address = new IPAddress(client);
+            foreach (var p in entry.Primaries)
+                if (p.EndPoint.Address.Equals(address) || p.EndPoint.Address.IsIPv4MappedToIPv6 && p.EndPoint.Address.MapToIPv4().Equals(address))
+                    fromPrimary = true;
+        }
+        if (!fromPrimary && !aclAllows) return NotifyOutcome.Refused;
+        entry.Engine.Notify();
+        return NotifyOutcome.Accepted;
+    }
+
+    /// <summary>
+    /// What a secondary zone serves before its first transfer: its apex with a stand-in SOA, marked
+    /// unavailable, so that queries get SERVFAIL (as BIND, Knot and NSD answer) rather than REFUSED.
+    /// </summary>
+    private static Zone Placeholder(DnsName origin)
+    {
+        var compiler = new ZoneCompiler(origin);
+        var soa = new byte[1 + 1 + 20];
+        compiler.Add(new ResourceRecord(origin, RecordType.SOA, RecordClass.IN, 0, soa), new ZonePosition(null, 0, 0));
+        return new Zone(compiler.Finish().Data!) { Unavailable = true };
+    }
+
+    public void Dispose()
+    {
+        List<Entry> all;
+        lock (_lock)
+        {
+            all = [.. _zones.Values];
+            _zones = new();
+        }
+        foreach (var e in all) e.Engine.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    }
+}
