@@ -11,7 +11,7 @@ namespace Portcullis.Server.Tests.Replication;
 /// <summary>
 /// `serve` with a secondary zone (type: secondary, primaries: "ADDR@PORT key NAME"): SERVFAIL until
 /// the first transfer, then the primary's data; a change on the primary (Knot) arrives by NOTIFY and
-/// IXFR and is answered within the test's bounded wait; a NOTIFY from a stranger is refused.
+/// IXFR (from Knot and from BIND) and is answered within the test's bounded wait; a NOTIFY from a stranger is refused.
 /// </summary>
 public sealed class SecondaryServeTests
 {
@@ -34,20 +34,22 @@ public sealed class SecondaryServeTests
         throw new Xunit.Sdk.XunitException($"serial {serial} never served; last answer {last?.Rcode} {string.Join(' ', last?.Answers ?? [])}");
     }
 
-    [Fact]
-    public void A_secondary_zone_follows_its_primary_through_NOTIFY_and_IXFR()
+    [Theory]
+    [InlineData("knot")]
+    [InlineData("bind")]
+    public void A_secondary_zone_follows_its_primary_through_NOTIFY_and_IXFR(string peer)
     {
         string dir = Directory.CreateTempSubdirectory("serve-secondary").FullName;
         try
         {
-            int knotPort = FreePort.ForUdpAndTcp();
+            int primaryPort = FreePort.ForUdpAndTcp();
             using var server = new TestServer(c =>
             {
                 c.Keys = [new KeyConfig { Name = Key.Name, Algorithm = Key.Algorithm, Secret = Key.Secret }];
                 c.Zones.Add(new ZoneConfig
                 {
                     Name = Origin, Type = "secondary", File = Path.Combine(dir, "secondary", "example.test.zone"),
-                    Primaries = [$"127.0.0.1@{knotPort} key {Key.Name}"],
+                    Primaries = [$"127.0.0.1@{primaryPort} key {Key.Name}"],
                 });
             });
             // Before any transfer: SERVFAIL, not REFUSED and not data.
@@ -55,15 +57,19 @@ public sealed class SecondaryServeTests
 
             string source = Path.Combine(dir, "source.zone");
             File.WriteAllText(source, TestServer.ExampleZone);
-            using var knot = new KnotPeer([new PeerZone("example.test", source)], port: knotPort, journalDifferences: true,
-                transferKey: Key, notifyTo: server.EndPoint);
+            // The primary NOTIFYs the secondary on every change and keeps the differences for IXFR.
+            using PeerServer primary = peer == "knot"
+                ? new KnotPeer([new PeerZone("example.test", source)], port: primaryPort, journalDifferences: true, transferKey: Key, notifyTo: server.EndPoint)
+                : new BindPeer([new PeerZone("example.test", source)], port: primaryPort, transferKey: Key,
+                    extraOptions: $"ixfr-from-differences yes; notify explicit; also-notify {{ {server.EndPoint.Address} port {server.EndPoint.Port}; }};");
             var first = WaitForSerial(server, OldSerial);
             Assert.True(first.Header.AuthoritativeAnswer);
             Assert.Equal("192.0.2.80", string.Join(' ', server.Client().Udp("www.example.test.", RecordType.A).Answers.Select(r => new IPAddress(r.Data))));
 
             // The primary changes: Knot sends NOTIFY, the secondary asks IXFR and serves the change.
-            File.WriteAllText(knot.ZoneFile("example.test"), TestServer.ExampleZone.Replace(OldSerial.ToString(), NewSerial.ToString()) + "added A 192.0.2.7\n");
-            knot.ReloadZone("example.test", NewSerial);
+            string changed = TestServer.ExampleZone.Replace(OldSerial.ToString(), NewSerial.ToString()) + "added A 192.0.2.7\n";
+            if (primary is KnotPeer knot) { File.WriteAllText(knot.ZoneFile("example.test"), changed); knot.ReloadZone("example.test", NewSerial); }
+            else if (primary is BindPeer bind) { File.WriteAllText(bind.ZoneFile("example.test"), changed); bind.ReloadZone("example.test", NewSerial); }
             WaitForSerial(server, NewSerial);
             var added = server.Client().Udp("added.example.test.", RecordType.A);
             Assert.Equal(Rcode.NoError, added.Rcode);
