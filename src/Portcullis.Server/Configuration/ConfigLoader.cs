@@ -87,13 +87,13 @@ public static class ConfigLoader
                 throw new ConfigException($"{where}: zones: secondary zone {z.Name} has no primaries", z.Name);
             if (z.Type == "primary" && z.Primaries is { Count: > 0 })
                 throw new ConfigException($"{where}: zones: zone {z.Name} has primaries but is not type: secondary", z.Name);
-            foreach (var peer in z.Primaries ?? [])
+            foreach (var peer in (z.Primaries ?? []).Concat(z.Notify ?? []))
             {
                 string? keyName;
                 try { (_, keyName) = ServerConfig.ParsePeer(peer); }
-                catch (FormatException e) { throw new ConfigException($"{where}: zones: {z.Name}: primaries: {e.Message}", peer); }
+                catch (FormatException e) { throw new ConfigException($"{where}: zones: {z.Name}: {(z.Notify?.Contains(peer) == true ? "notify" : "primaries")}: {e.Message}", peer); }
                 if (keyName is not null && !config.Keys.Exists(k => string.Equals(k.Name.TrimEnd('.'), keyName.TrimEnd('.'), StringComparison.OrdinalIgnoreCase)))
-                    throw new ConfigException($"{where}: zones: {z.Name}: primaries: '{peer}': no key named {keyName} under keys", peer);
+                    throw new ConfigException($"{where}: zones: {z.Name}: '{peer}': no key named {keyName} under keys", peer);
             }
             if (path is not null && !Path.IsPathRooted(z.File) && !z.File.StartsWith(Hosting.DnsServer.EmbeddedPrefix, StringComparison.Ordinal))
                 z.File = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, z.File));

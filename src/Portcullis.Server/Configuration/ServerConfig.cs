@@ -106,6 +106,8 @@ public sealed class ZoneConfig
     public string Type { get; set; } = "primary";
     /// <summary>For a secondary: the servers to pull from, in order, each "ADDRESS[@PORT] [key NAME]".</summary>
     public List<string>? Primaries { get; set; }
+    /// <summary>Servers to NOTIFY when the zone changes (RFC 1996), each "ADDRESS[@PORT] [key NAME]".</summary>
+    public List<string>? Notify { get; set; }
     /// <summary>Per-zone access lists; null inherits the server-wide list of the same name.</summary>
     public List<string>? AllowQuery { get; set; }
     public List<string>? AllowTransfer { get; set; }

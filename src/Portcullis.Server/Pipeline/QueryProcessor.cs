@@ -115,6 +115,13 @@ public interface INotifyReceiver
     NotifyOutcome Notify(Zone zone, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName, bool aclAllows);
 }
 
+/// <summary>Applies an RFC 2136 UPDATE that the zone's allow-update admitted; returns the RCODE to answer.
+/// The change must be on disk (the journal) before this returns: the answer acknowledges it.</summary>
+public interface IUpdateHandler
+{
+    Rcode Update(Zone zone, ReadOnlySpan<byte> message, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName);
+}
+
 /// <summary>
 /// The query pipeline for authoritative service: header admission, question and EDNS parsing,
 /// then the answer from the zone catalog, written into the response buffer within the size the
@@ -146,6 +153,9 @@ public sealed class QueryProcessor : IQueryProcessor
 
     /// <summary>Refusals, limits and drops by reason.</summary>
     public SecurityCounters Counters => _counters;
+
+    /// <summary>Applies dynamic updates (null: UPDATE is answered NOTIMP).</summary>
+    public IUpdateHandler? UpdateHandler { get; set; }
 
     /// <summary>Takes NOTIFY for secondary zones (null: no secondary zones).</summary>
     public INotifyReceiver? NotifyReceiver { get; set; }
@@ -375,7 +385,7 @@ public sealed class QueryProcessor : IQueryProcessor
         if (edns.Present && edns.Version != 0)
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.BadVers, reply, maxSize);
 
-        if (update) return AnswerUpdateOrNotify(response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, client, keyName, policy);
+        if (update) return AnswerUpdateOrNotify(query, response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, client, keyName, policy);
 
         // Meta-types: OPT, TSIG, TKEY cannot be asked for; MAILA/MAILB are obsolete.
         if (qtype is RecordType.OPT or RecordType.TSIG or RecordType.TKEY)
@@ -449,7 +459,7 @@ public sealed class QueryProcessor : IQueryProcessor
     /// by its apex, and only from clients its allow-update / allow-notify admits; those that pass
     /// get NOTIMP until replication implements them.
     /// </summary>
-    private int AnswerUpdateOrNotify(Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass,
+    private int AnswerUpdateOrNotify(ReadOnlySpan<byte> query, Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass,
         EdnsReply reply, int maxSize, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName, SecurityPolicy policy)
     {
         bool isUpdate = h.Opcode == Opcode.Update;
@@ -483,6 +493,10 @@ public sealed class QueryProcessor : IQueryProcessor
             reply.Ede = EdeProhibited;
             return Respond(response, h, true, qname, qtype, qclass, Rcode.Refused, reply, maxSize);
         }
+        // An admitted UPDATE (RFC 2136 §3): applied, written to the zone's journal and swapped in by
+        // the handler before the answer leaves; not on the query path's hot side (updates are rare).
+        if (isUpdate && UpdateHandler is { } handler)
+            return Respond(response, h, true, qname, qtype, qclass, handler.Update(zone, query, client, keyName), reply, maxSize);
         return Respond(response, h, true, qname, qtype, qclass, Rcode.NotImp, reply, maxSize);
     }
 
