@@ -50,6 +50,10 @@ public sealed class KnotSecondary : SecondaryPeer
     {
         string keySection = _key is { } k ? $"key:\n  - id: {k.Name}\n    algorithm: {k.Algorithm}\n    secret: {k.Secret}\n" : "";
         string useKey = _key is { } k2 ? $"\n    key: {k2.Name}" : "";
+        // A rule without a key matches only unsigned requests, so a NOTIFY signed with the
+        // primary's key needs a rule of its own (Knot 3.2 has no automatic ACL for its masters).
+        string keyedNotify = _key is { } k3 ? $"  - id: keyed-notify\n    address: 127.0.0.0/8\n    key: {k3.Name}\n    action: notify\n" : "";
+        string acls = _key is null ? "loopback" : "[loopback, keyed-notify]";
         var text = new StringBuilder($"""
             server:
                 rundir: "{Directory}"
@@ -69,12 +73,12 @@ public sealed class KnotSecondary : SecondaryPeer
               - id: loopback
                 address: 127.0.0.0/8
                 action: [transfer, notify]
-            template:
+            {keyedNotify}template:
               - id: default
                 storage: "{Directory}"
                 file: "%s.zone"
                 master: primary
-                acl: loopback
+                acl: {acls}
             zone:
 
             """);

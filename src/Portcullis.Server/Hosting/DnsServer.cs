@@ -38,8 +38,36 @@ public sealed class DnsServer : IDisposable
         _events = new SecurityEvents(loggerFactory.CreateLogger("Portcullis.Security"), counters);
         Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config), counters, _events,
             new Transfer.ZoneTransfers(loggerFactory.CreateLogger("Portcullis.Transfer")));
-        _secondaries = new SecondaryZones(loggerFactory, RebuildCatalog);
+        _secondaries = new SecondaryZones(loggerFactory, RebuildCatalog, SendNotify);
         Processor.NotifyReceiver = _secondaries;
+        _notifyLogger = loggerFactory.CreateLogger("Portcullis.Notify");
+    }
+
+    private readonly ILogger _notifyLogger;
+    private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>
+    /// NOTIFY (RFC 1996) to the zone's configured secondaries, in the background: sent when a zone is
+    /// loaded at start, reloaded with a newer serial, or transferred in (a secondary's own secondaries).
+    /// Leaves from the first listen address, the one secondaries pull from (BIND's notify-source).
+    /// </summary>
+    private void SendNotify(Zone zone)
+    {
+        var config = _config;
+        var zc = config.Zones.Find(z => DnsName.TryParse(z.Name.EndsWith('.') ? z.Name : z.Name + ".", null, out var n, out _) && n == zone.Origin);
+        if (zc?.Notify is not { Count: > 0 } list) return;
+        var keys = Processor.Options.Security.Keys;
+        var targets = list.Select(text =>
+        {
+            var (endPoint, keyName) = ServerConfig.ParsePeer(text);
+            var key = keyName is null ? null : keys.Find(DnsName.Parse(keyName.EndsWith('.') ? keyName : keyName + ".").Wire);
+            return new Replication.NotifyTarget(endPoint, key);
+        }).ToList();
+        IPAddress? source = _tcp.Count > 0 && !_tcp[0].LocalEndPoint.Address.Equals(IPAddress.Any) && !_tcp[0].LocalEndPoint.Address.Equals(IPAddress.IPv6Any)
+            ? _tcp[0].LocalEndPoint.Address : null;
+        var soa = new Protocol.Records.ResourceRecord(zone.Origin, Protocol.Records.RecordType.SOA, zone.Class, zone.Soa.Ttl, zone.Soa.First.ToArray());
+        var sender = new Replication.NotifySender(_notifyLogger) { Source = source };
+        _ = sender.NotifyAllAsync(zone.Origin, soa, targets, _stopping.Token);
     }
 
     private readonly SecondaryZones _secondaries;
@@ -102,6 +130,7 @@ public sealed class DnsServer : IDisposable
         foreach (var u in _udp) u.Start();
         foreach (var t in _tcp) t.Start();
         foreach (var z in zones) _logger.LogInformation("zone {Zone} loaded: serial {Serial}, {Records} records", z.Origin, z.Serial, z.RecordCount);
+        foreach (var z in zones) SendNotify(z);
         foreach (var t in _tcp) _logger.LogInformation("listening on {Endpoint} (UDP and TCP, {Workers} UDP sockets)", t.LocalEndPoint, _udp.Count / _tcp.Count);
     }
 
@@ -132,6 +161,7 @@ public sealed class DnsServer : IDisposable
             }
             int failed = 0;
             var zones = new List<Zone>();
+            var notify = new List<Zone>();
             var keep = new HashSet<DnsName>();
             foreach (var zc in _config.Zones)
             {
@@ -149,6 +179,7 @@ public sealed class DnsServer : IDisposable
                     var (zone, newStamp) = LoadZone(zc);
                     _loaded[origin] = (zone, newStamp);
                     zones.Add(zone);
+                    if (current.Zone is null || Replication.SerialNumber.IsNewer(zone.Serial, current.Zone.Serial)) notify.Add(zone);
                     _logger.LogInformation("zone {Zone} reloaded: serial {Serial}, {Records} records", zone.Origin, zone.Serial, zone.RecordCount);
                 }
                 catch (ZoneLoadException e)
@@ -161,6 +192,7 @@ public sealed class DnsServer : IDisposable
             foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
             _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
             ReleaseLoadGarbage();
+            foreach (var z in notify) SendNotify(z);
             return failed;
         }
     }
@@ -215,6 +247,7 @@ public sealed class DnsServer : IDisposable
 
     public void Dispose()
     {
+        _stopping.Cancel();
         _secondaries.Dispose();
         foreach (var u in _udp) u.Dispose();
         foreach (var t in _tcp) t.Dispose();

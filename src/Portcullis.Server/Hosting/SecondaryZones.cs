@@ -18,9 +18,10 @@ namespace Portcullis.Server.Hosting;
 /// restarted when its settings change and stopped when it leaves the configuration on reload. What
 /// each serves (its last version, or an unavailable placeholder answered SERVFAIL until the first
 /// transfer) is handed to the server through <c>changed</c>, which rebuilds the catalog. NOTIFY from
-/// a zone's primaries (or admitted by allow-notify) wakes its refresh.
+/// a zone's primaries (or admitted by allow-notify) wakes its refresh; each newer version is passed
+/// to <c>published</c> (NOTIFY to the zone's own secondaries).
 /// </summary>
-internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action changed) : INotifyReceiver, IDisposable
+internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action changed, Action<Zone>? published = null) : INotifyReceiver, IDisposable
 {
     private sealed class Entry(SecondaryZone engine, string settings, IReadOnlyList<PrimaryServer> primaries)
     {
@@ -94,8 +95,11 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
 
     private void Publish(Entry entry, Zone zone)
     {
+        var before = entry.Served;
         entry.Served = zone;
         changed();
+        // A version to serve that is new to us (first load or a newer serial; not expiry): tell our own secondaries.
+        if (!zone.Unavailable && (before is null || before.Unavailable || SerialNumber.IsNewer(zone.Serial, before.Serial))) published?.Invoke(zone);
     }
 
     public NotifyOutcome Notify(Zone zone, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName, bool aclAllows)
