@@ -33,34 +33,16 @@ namespace Portcullis.Server.Transfer;
 /// </summary>
 public sealed class AxfrStream : IMessageStream
 {
-    private const int OptSize = 11;     // root owner, TYPE, CLASS, TTL, RDLENGTH 0
-    private const int MaxPointerOffset = 0x3FFF;
-
     private enum Phase : byte { FirstSoa, Body, LastSoa, Done }
 
-    private readonly ZoneTransfers _owner;
-    private readonly Zone _zone;
+    private readonly TransferFraming _framing;
     private readonly ZoneData _data;
     private readonly RecordSet _soa;
-    private readonly byte[] _origin;
-    private readonly byte[] _question;      // QNAME, QTYPE, QCLASS as the query had them
-    private readonly bool _questionIsOrigin;
-    private readonly ushort _id;
-    private readonly ushort _flags;
-    private readonly bool _edns;
-    private readonly bool _dnssecOk;
-    private readonly ushort _payloadSize;
-    private readonly IMessageSigner? _signer;
-    private readonly string _kind;
-    private readonly byte[] _client;
-    private readonly long _started = Stopwatch.GetTimestamp();
 
     private Phase _phase;
     private int _node;
     private int _set;
     private int _record;     // records of the current RRset already sent (an RRset split across messages)
-    private long _messages, _records, _bytes;
-    private bool _disposed;
 
     /// <param name="owner">The server's transfers: the place this transfer took there (<see cref="ZoneTransfers.TryBegin"/>) is given back on Dispose.</param>
     /// <param name="zone">The snapshot to send, held for the whole transfer.</param>
@@ -73,11 +55,114 @@ public sealed class AxfrStream : IMessageStream
     public AxfrStream(ZoneTransfers owner, Zone zone, DnsHeader query, ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass,
         bool edns, bool dnssecOk, ushort payloadSize, IMessageSigner? signer, ReadOnlySpan<byte> client)
     {
-        _owner = owner;
-        _zone = zone;
         _data = zone.Data;
         _soa = zone.Soa;
-        _origin = zone.Origin.Wire.ToArray();
+        _framing = new TransferFraming(owner, zone.Origin, zone.Serial, qtype == RecordType.IXFR ? "IXFR (whole zone)" : "AXFR",
+            query, qname, qtype, qclass, edns, dnssecOk, payloadSize, signer, client);
+    }
+
+    /// <summary>Messages made so far.</summary>
+    public long Messages => _framing.Messages;
+    /// <summary>Records sent so far (the SOA twice).</summary>
+    public long Records => _framing.Records;
+
+    public int Next(Span<byte> buffer)
+    {
+        if (_phase == Phase.Done) return 0;
+        var m = _framing.Begin(buffer);
+
+        if (_phase == Phase.FirstSoa)
+        {
+            if (!WriteSet(_soa, ref m)) return _framing.Full(ref m);
+            _phase = Phase.Body;
+        }
+        if (_phase == Phase.Body)
+        {
+            int nodes = _data.NodeCount;
+            while (_node < nodes)
+            {
+                var sets = _data[_node].Sets;
+                if (_set >= sets.Count)
+                {
+                    _node++;
+                    _set = 0;
+                    continue;
+                }
+                var set = sets[_set];
+                // The apex SOA opens and closes the transfer and is not sent in between.
+                if (!set.Equals(_soa) && !WriteSet(set, ref m)) return _framing.Full(ref m);
+                _set++;
+            }
+            _phase = Phase.LastSoa;
+        }
+        if (!WriteSet(_soa, ref m)) return _framing.Full(ref m);
+        _phase = Phase.Done;
+        return _framing.Finish(ref m);
+    }
+
+    /// <summary>Writes the current RRset's records from <see cref="_record"/> on; false when the message filled first.</summary>
+    private bool WriteSet(RecordSet set, ref TransferMessage m)
+    {
+        var owner = set.Owner;
+        int node = set.Node.Index;
+        var type = set.Type;
+        bool compress = DnsMessageWriter.CompressesRdata(type);
+        int skip = _record;
+        foreach (var rdata in set.Rdata)
+        {
+            if (skip > 0)
+            {
+                skip--;
+                continue;
+            }
+            if (!m.TryWriteRecord(owner, node, type, _data.Class, set.Ttl, rdata, compress, _framing.Origin))
+                return false;
+            _record++;
+        }
+        _record = 0;
+        return true;
+    }
+
+    public void Dispose() => _framing.End(_phase == Phase.Done);
+}
+
+/// <summary>
+/// What every outgoing transfer stream (<see cref="AxfrStream"/>, <see cref="IxfrStream"/>) shares:
+/// the question, the header of each message, the OPT record and TSIG, the counts and the log line.
+/// RFC 5936 §2.2: messages up to 65,535 octets, less <see cref="IMessageSigner.Reserve"/> and an OPT
+/// record when the query had EDNS; the first carries the question (§2.2.1), the others none; every
+/// message has the query's ID and opcode, AA set, RCODE 0.
+/// </summary>
+internal sealed class TransferFraming
+{
+    private const int OptSize = 11;     // root owner, TYPE, CLASS, TTL, RDLENGTH 0
+
+    private readonly ZoneTransfers _owner;
+    private readonly DnsName _zone;
+    private readonly uint _serial;
+    private readonly string _kind;
+    private readonly byte[] _origin;
+    private readonly byte[] _question;      // QNAME, QTYPE, QCLASS as the query had them
+    private readonly bool _questionIsOrigin;
+    private readonly ushort _id;
+    private readonly ushort _flags;
+    private readonly bool _edns;
+    private readonly bool _dnssecOk;
+    private readonly ushort _payloadSize;
+    private readonly IMessageSigner? _signer;
+    private readonly byte[] _client;
+    private readonly long _started = Stopwatch.GetTimestamp();
+    private long _messages, _records, _bytes;
+    private bool _disposed;
+
+    public TransferFraming(ZoneTransfers owner, DnsName zone, uint serial, string kind, DnsHeader query, ReadOnlySpan<byte> qname,
+        RecordType qtype, RecordClass qclass, bool edns, bool dnssecOk, ushort payloadSize, IMessageSigner? signer, ReadOnlySpan<byte> client)
+    {
+        _owner = owner;
+        _zone = zone;
+        _serial = serial;
+        _kind = kind;
+        _origin = zone.Wire.ToArray();
         _question = new byte[qname.Length + 4];
         qname.CopyTo(_question);
         BinaryPrimitives.WriteUInt16BigEndian(_question.AsSpan(qname.Length), (ushort)qtype);
@@ -99,68 +184,42 @@ public sealed class AxfrStream : IMessageStream
         _dnssecOk = dnssecOk;
         _payloadSize = payloadSize;
         _signer = signer;
-        _kind = qtype == RecordType.IXFR ? "IXFR (whole zone)" : "AXFR";
         _client = client.ToArray();
     }
 
-    /// <summary>Messages made so far.</summary>
+    /// <summary>The zone's origin in wire form: the target names are compressed against.</summary>
+    public ReadOnlySpan<byte> Origin => _origin;
     public long Messages => _messages;
-    /// <summary>Records sent so far (the SOA twice).</summary>
     public long Records => _records;
 
-    public int Next(Span<byte> buffer)
+    /// <summary>A new message in <paramref name="buffer"/>: room for the OPT and TSIG records kept, the question written in the first.</summary>
+    public TransferMessage Begin(Span<byte> buffer)
     {
-        if (_phase == Phase.Done) return 0;
         int end = Math.Min(buffer.Length, 65535) - (_edns ? OptSize : 0) - (_signer?.Reserve ?? 0);
-        var m = new Message(buffer, end);
-        bool first = _messages == 0;
-        if (first)
+        var m = new TransferMessage(buffer, end);
+        if (_messages == 0)
         {
             _question.CopyTo(buffer[DnsHeader.Size..]);
             m.Position += _question.Length;
             if (_questionIsOrigin) m.OriginOffset = DnsHeader.Size;
         }
-        int headerEnd = m.Position;
-
-        if (_phase == Phase.FirstSoa)
-        {
-            if (!WriteSet(_soa, ref m)) return Full(ref m, headerEnd);
-            _phase = Phase.Body;
-        }
-        if (_phase == Phase.Body)
-        {
-            int nodes = _data.NodeCount;
-            while (_node < nodes)
-            {
-                var sets = _data[_node].Sets;
-                if (_set >= sets.Count)
-                {
-                    _node++;
-                    _set = 0;
-                    continue;
-                }
-                var set = sets[_set];
-                // The apex SOA opens and closes the transfer and is not sent in between.
-                if (!set.Equals(_soa) && !WriteSet(set, ref m)) return Full(ref m, headerEnd);
-                _set++;
-            }
-            _phase = Phase.LastSoa;
-        }
-        if (!WriteSet(_soa, ref m)) return Full(ref m, headerEnd);
-        _phase = Phase.Done;
-        return Finish(buffer, ref m, first);
+        m.HeaderEnd = m.Position;
+        return m;
     }
 
     /// <summary>The message is full: send it, unless not even one record fitted (a record larger than a message).</summary>
-    private int Full(ref Message m, int headerEnd)
+    public int Full(ref TransferMessage m)
     {
-        if (m.Position == headerEnd)
-            throw new InvalidOperationException($"a record of zone {_zone.Origin} does not fit in a 65,535-octet message");
-        return Finish(m.Buffer, ref m, _messages == 0);
+        if (m.Position == m.HeaderEnd)
+            throw new InvalidOperationException($"a record of zone {_zone} does not fit in a 65,535-octet message");
+        return Finish(ref m);
     }
 
-    private int Finish(Span<byte> buffer, ref Message m, bool first)
+    /// <summary>The header's fields, the OPT record and the signature: the message's length.</summary>
+    public int Finish(ref TransferMessage m)
     {
+        var buffer = m.Buffer;
+        bool first = _messages == 0;
         BinaryPrimitives.WriteUInt16BigEndian(buffer, _id);
         BinaryPrimitives.WriteUInt16BigEndian(buffer[2..], _flags);
         BinaryPrimitives.WriteUInt16BigEndian(buffer[4..], (ushort)(first ? 1 : 0));
@@ -186,144 +245,130 @@ public sealed class AxfrStream : IMessageStream
         return length;
     }
 
-    /// <summary>Writes the current RRset's records from <see cref="_record"/> on; false when the message filled first.</summary>
-    private bool WriteSet(RecordSet set, ref Message m)
-    {
-        var owner = set.Owner;
-        int node = set.Node.Index;
-        var type = set.Type;
-        bool compress = DnsMessageWriter.CompressesRdata(type);
-        int skip = _record;
-        foreach (var rdata in set.Rdata)
-        {
-            if (skip > 0)
-            {
-                skip--;
-                continue;
-            }
-            if (!m.TryWriteRecord(owner, node, type, _data.Class, set.Ttl, rdata, compress, _origin))
-                return false;
-            _record++;
-        }
-        _record = 0;
-        return true;
-    }
-
-    public void Dispose()
+    /// <summary>Gives back the transfer's place and logs its line, once.</summary>
+    public void End(bool completed)
     {
         if (_disposed) return;
         _disposed = true;
-        _owner.End(new TransferStats(_kind, _zone.Origin.ToString(), _zone.Serial, _client, _phase == Phase.Done,
+        _owner.End(new TransferStats(_kind, _zone.ToString(), _serial, _client, completed,
             _messages, _records, _bytes, Stopwatch.GetElapsedTime(_started)));
     }
+}
 
-    /// <summary>The message being written: position, room, and the two compression targets.</summary>
-    private ref struct Message(Span<byte> buffer, int end)
+/// <summary>
+/// The message being written: position, room, and the two compression targets (RFC 1035 §4.1.4):
+/// the zone's origin and the previous owner, so records of one owner after the first cost two
+/// octets of owner. Names in RDATA are compressed only for the types RFC 3597 §4 allows.
+/// </summary>
+internal ref struct TransferMessage(Span<byte> buffer, int end)
+{
+    private const int MaxPointerOffset = 0x3FFF;
+
+    public readonly Span<byte> Buffer = buffer;
+    public readonly int End = end;
+    public int Position = DnsHeader.Size;
+    public int Count;
+    /// <summary>Where the records begin (after the question, if any): nothing written yet when Position is here.</summary>
+    public int HeaderEnd;
+    /// <summary>Where the origin's labels are in this message, or -1 before it is written.</summary>
+    public int OriginOffset = -1;
+    /// <summary>The owner (a zone node, or any number a stream gives one spelling of an owner) whose name is at <see cref="OwnerOffset"/>, or -1.</summary>
+    public int OwnerNode = -1;
+    public int OwnerOffset = -1;
+
+    public bool TryWriteRecord(ReadOnlySpan<byte> owner, int node, RecordType type, RecordClass @class, uint ttl,
+        ReadOnlySpan<byte> rdata, bool compress, ReadOnlySpan<byte> origin)
     {
-        public readonly Span<byte> Buffer = buffer;
-        public readonly int End = end;
-        public int Position = DnsHeader.Size;
-        public int Count;
-        /// <summary>Where the origin's labels are in this message, or -1 before it is written.</summary>
-        public int OriginOffset = -1;
-        /// <summary>The node whose owner name is at <see cref="OwnerOffset"/>, or -1.</summary>
-        public int OwnerNode = -1;
-        public int OwnerOffset = -1;
-
-        public bool TryWriteRecord(ReadOnlySpan<byte> owner, int node, RecordType type, RecordClass @class, uint ttl,
-            ReadOnlySpan<byte> rdata, bool compress, ReadOnlySpan<byte> origin)
+        int start = Position, originOffset = OriginOffset, ownerNode = OwnerNode, ownerOffset = OwnerOffset;
+        if (TryWriteOwner(owner, node, origin) && Position + 10 <= End)
         {
-            int start = Position, originOffset = OriginOffset, ownerNode = OwnerNode, ownerOffset = OwnerOffset;
-            if (TryWriteOwner(owner, node, origin) && Position + 10 <= End)
+            var fixedPart = Buffer[Position..];
+            BinaryPrimitives.WriteUInt16BigEndian(fixedPart, (ushort)type);
+            BinaryPrimitives.WriteUInt16BigEndian(fixedPart[2..], (ushort)@class);
+            BinaryPrimitives.WriteUInt32BigEndian(fixedPart[4..], ttl);
+            int rdlengthAt = Position + 8;
+            Position += 10;
+            if (TryWriteRdata(type, rdata, compress, origin))
             {
-                var fixedPart = Buffer[Position..];
-                BinaryPrimitives.WriteUInt16BigEndian(fixedPart, (ushort)type);
-                BinaryPrimitives.WriteUInt16BigEndian(fixedPart[2..], (ushort)@class);
-                BinaryPrimitives.WriteUInt32BigEndian(fixedPart[4..], ttl);
-                int rdlengthAt = Position + 8;
-                Position += 10;
-                if (TryWriteRdata(type, rdata, compress, origin))
-                {
-                    BinaryPrimitives.WriteUInt16BigEndian(Buffer[rdlengthAt..], (ushort)(Position - rdlengthAt - 2));
-                    Count++;
-                    return true;
-                }
-            }
-            // Did not fit: the message is as it was, compression targets included.
-            Position = start;
-            OriginOffset = originOffset;
-            OwnerNode = ownerNode;
-            OwnerOffset = ownerOffset;
-            return false;
-        }
-
-        private bool TryWriteOwner(ReadOnlySpan<byte> owner, int node, ReadOnlySpan<byte> origin)
-        {
-            if (node == OwnerNode)
-            {
-                if (Position + 2 > End) return false;
-                BinaryPrimitives.WriteUInt16BigEndian(Buffer[Position..], (ushort)(0xC000 | OwnerOffset));
-                Position += 2;
+                BinaryPrimitives.WriteUInt16BigEndian(Buffer[rdlengthAt..], (ushort)(Position - rdlengthAt - 2));
+                Count++;
                 return true;
             }
-            int at = Position;
-            if (!TryWriteName(owner, origin)) return false;
-            if (at <= MaxPointerOffset && Buffer[at] != 0xC0 && (Buffer[at] & 0xC0) == 0)
-            {
-                OwnerNode = node;
-                OwnerOffset = at;
-            }
+        }
+        // Did not fit: the message is as it was, compression targets included.
+        Position = start;
+        OriginOffset = originOffset;
+        OwnerNode = ownerNode;
+        OwnerOffset = ownerOffset;
+        return false;
+    }
+
+    private bool TryWriteOwner(ReadOnlySpan<byte> owner, int node, ReadOnlySpan<byte> origin)
+    {
+        if (node == OwnerNode)
+        {
+            if (Position + 2 > End) return false;
+            BinaryPrimitives.WriteUInt16BigEndian(Buffer[Position..], (ushort)(0xC000 | OwnerOffset));
+            Position += 2;
             return true;
         }
-
-        private bool TryWriteRdata(RecordType type, ReadOnlySpan<byte> rdata, bool compress, ReadOnlySpan<byte> origin)
+        int at = Position;
+        if (!TryWriteName(owner, origin)) return false;
+        if (at <= MaxPointerOffset && Buffer[at] != 0xC0 && (Buffer[at] & 0xC0) == 0)
         {
-            if (!compress) return TryCopy(rdata);
-            var fields = RdataSchema.Get(type)!;
-            int pos = 0;
-            foreach (var f in fields)
-            {
-                if (pos >= rdata.Length) break;
-                if (!RdataWire.TryMeasureField(f, rdata[pos..], rdata[..pos], out int len, out _)) break;
-                bool ok = f == RdataField.CompressibleName ? TryWriteName(rdata.Slice(pos, len), origin) : TryCopy(rdata.Slice(pos, len));
-                if (!ok) return false;
-                pos += len;
-            }
-            return TryCopy(rdata[pos..]);
+            OwnerNode = node;
+            OwnerOffset = at;
         }
+        return true;
+    }
 
-        /// <summary>
-        /// Writes an uncompressed wire name: a name at or below the origin as its labels above the
-        /// origin and a pointer to the origin (the origin itself written the first time); any
-        /// other name as it is.
-        /// </summary>
-        private bool TryWriteName(ReadOnlySpan<byte> name, ReadOnlySpan<byte> origin)
+    private bool TryWriteRdata(RecordType type, ReadOnlySpan<byte> rdata, bool compress, ReadOnlySpan<byte> origin)
+    {
+        if (!compress) return TryCopy(rdata);
+        var fields = RdataSchema.Get(type)!;
+        int pos = 0;
+        foreach (var f in fields)
         {
-            int prefix = 0;
-            while (name.Length - prefix > origin.Length) prefix += 1 + name[prefix];
-            if (name.Length - prefix != origin.Length || !DnsName.EqualsIgnoreCase(name[prefix..], origin)) return TryCopy(name);
-            if (OriginOffset >= 0)
-            {
-                if (Position + prefix + 2 > End) return false;
-                name[..prefix].CopyTo(Buffer[Position..]);
-                Position += prefix;
-                BinaryPrimitives.WriteUInt16BigEndian(Buffer[Position..], (ushort)(0xC000 | OriginOffset));
-                Position += 2;
-                return true;
-            }
-            if (Position + name.Length > End) return false;
-            name.CopyTo(Buffer[Position..]);
-            if (Position + prefix <= MaxPointerOffset) OriginOffset = Position + prefix;
-            Position += name.Length;
+            if (pos >= rdata.Length) break;
+            if (!RdataWire.TryMeasureField(f, rdata[pos..], rdata[..pos], out int len, out _)) break;
+            bool ok = f == RdataField.CompressibleName ? TryWriteName(rdata.Slice(pos, len), origin) : TryCopy(rdata.Slice(pos, len));
+            if (!ok) return false;
+            pos += len;
+        }
+        return TryCopy(rdata[pos..]);
+    }
+
+    /// <summary>
+    /// Writes an uncompressed wire name: a name at or below the origin as its labels above the
+    /// origin and a pointer to the origin (the origin itself written the first time); any
+    /// other name as it is.
+    /// </summary>
+    private bool TryWriteName(ReadOnlySpan<byte> name, ReadOnlySpan<byte> origin)
+    {
+        int prefix = 0;
+        while (name.Length - prefix > origin.Length) prefix += 1 + name[prefix];
+        if (name.Length - prefix != origin.Length || !DnsName.EqualsIgnoreCase(name[prefix..], origin)) return TryCopy(name);
+        if (OriginOffset >= 0)
+        {
+            if (Position + prefix + 2 > End) return false;
+            name[..prefix].CopyTo(Buffer[Position..]);
+            Position += prefix;
+            BinaryPrimitives.WriteUInt16BigEndian(Buffer[Position..], (ushort)(0xC000 | OriginOffset));
+            Position += 2;
             return true;
         }
+        if (Position + name.Length > End) return false;
+        name.CopyTo(Buffer[Position..]);
+        if (Position + prefix <= MaxPointerOffset) OriginOffset = Position + prefix;
+        Position += name.Length;
+        return true;
+    }
 
-        private bool TryCopy(ReadOnlySpan<byte> bytes)
-        {
-            if (Position + bytes.Length > End) return false;
-            bytes.CopyTo(Buffer[Position..]);
-            Position += bytes.Length;
-            return true;
-        }
+    private bool TryCopy(ReadOnlySpan<byte> bytes)
+    {
+        if (Position + bytes.Length > End) return false;
+        bytes.CopyTo(Buffer[Position..]);
+        Position += bytes.Length;
+        return true;
     }
 }
