@@ -29,6 +29,8 @@ public sealed class Zone
     /// served as authoritative), as BIND, Knot and NSD answer.
     /// </summary>
     public bool Unavailable { get; init; }
+    /// <summary>The zone's journal of changes (dynamic updates, reloads), from which IXFR is answered; null when none.</summary>
+    public Replication.ZoneJournal? Journal { get; init; }
     public DnsName Origin => Data.Origin;
     public RecordClass Class => Data.Class;
     public ZoneNode Apex => Data.Apex;

@@ -102,6 +102,8 @@ public static class ConfigLoader
         catch (FormatException e) { throw new ConfigException($"{where}: limits: tcp-idle-timeout: {e.Message}", "tcp-idle-timeout"); }
         if (config.Limits.UdpMaxResponse is < 512 or > 65535)
             throw new ConfigException($"{where}: limits: udp-max-response must be 512 to 65535", "udp-max-response");
+        if (config.Limits.JournalMaxSize is < 1 or > 1 << 20)
+            throw new ConfigException($"{where}: limits: journal-max-size must be 1 to 1048576 (MiB)", "journal-max-size");
         if (config.UdpWorkers < 0 || config.UdpWorkers > 256)
             throw new ConfigException($"{where}: udp-workers must be 0 (one per core) to 256", "udp-workers");
         if (config.Limits.TcpMaxConnections < 1)

@@ -171,6 +171,8 @@ public sealed class LimitsConfig
     public string TcpIdleTimeout { get; set; } = "10s";
     public int TcpMaxConnections { get; set; } = 1000;
     public int TcpMaxConnectionsPerClient { get; set; } = 32;
+    /// <summary>MiB of IXFR history each zone's journal keeps (older steps are dropped; IXFR from before them gets the whole zone).</summary>
+    public int JournalMaxSize { get; set; } = 64;
     /// <summary>Outgoing zone transfers at once (BIND's transfers-out); one more is answered SERVFAIL.</summary>
     public int TransfersOut { get; set; } = 10;
 }

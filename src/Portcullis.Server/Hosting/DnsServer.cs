@@ -41,7 +41,10 @@ public sealed class DnsServer : IDisposable
         _secondaries = new SecondaryZones(loggerFactory, RebuildCatalog, SendNotify);
         Processor.NotifyReceiver = _secondaries;
         _notifyLogger = loggerFactory.CreateLogger("Portcullis.Notify");
+        _journals = new PrimaryJournals(_logger, (long)config.Limits.JournalMaxSize << 20);
     }
+
+    private readonly PrimaryJournals _journals;
 
     private readonly ILogger _notifyLogger;
     private readonly CancellationTokenSource _stopping = new();
@@ -102,7 +105,7 @@ public sealed class DnsServer : IDisposable
             if (zc.Type == "secondary") continue;   // pulled from its primaries (below), not read here
             try
             {
-                var (zone, stamp) = LoadZone(zc);
+                var (zone, stamp) = LoadZone(zc, null);
                 _loaded[zone.Origin] = (zone, stamp);
                 zones.Add(zone);
             }
@@ -176,7 +179,7 @@ public sealed class DnsServer : IDisposable
                 }
                 try
                 {
-                    var (zone, newStamp) = LoadZone(zc);
+                    var (zone, newStamp) = LoadZone(zc, current.Zone);
                     _loaded[origin] = (zone, newStamp);
                     zones.Add(zone);
                     if (current.Zone is null || Replication.SerialNumber.IsNewer(zone.Serial, current.Zone.Serial)) notify.Add(zone);
@@ -190,6 +193,7 @@ public sealed class DnsServer : IDisposable
                 }
             }
             foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
+            _journals.Retain(keep);
             _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
             ReleaseLoadGarbage();
             foreach (var z in notify) SendNotify(z);
@@ -205,7 +209,8 @@ public sealed class DnsServer : IDisposable
     private static void ReleaseLoadGarbage() =>
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
-    private (Zone, ZoneStamp) LoadZone(ZoneConfig zc)
+    /// <param name="current">The version served now (a reload), or null (start).</param>
+    private (Zone, ZoneStamp) LoadZone(ZoneConfig zc, Zone? current)
     {
         DnsName origin;
         try { origin = DnsName.Parse(zc.Name); }
@@ -225,7 +230,7 @@ public sealed class DnsServer : IDisposable
             loaded = ZoneLoader.Load(origin, zc.File);
         }
         foreach (var w in loaded.Warnings) _logger.LogWarning("{Warning}", w);
-        return (loaded.Zone, ZoneStamp.Of(zc.File));
+        return (_journals.Attach(zc, loaded.Zone, current), ZoneStamp.Of(zc.File));
     }
 
     /// <summary>A loud warning when allow-recursion admits the Internet: an open resolver is a reflector.</summary>
@@ -249,6 +254,7 @@ public sealed class DnsServer : IDisposable
     {
         _stopping.Cancel();
         _secondaries.Dispose();
+        _journals.Dispose();
         foreach (var u in _udp) u.Dispose();
         foreach (var t in _tcp) t.Dispose();
         _udp.Clear();

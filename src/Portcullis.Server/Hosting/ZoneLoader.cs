@@ -1,6 +1,7 @@
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
 using Portcullis.Protocol.ZoneText;
+using Portcullis.Protocol.Zones;
 using Portcullis.Server.Authoritative;
 
 namespace Portcullis.Server.Hosting;
@@ -24,6 +25,17 @@ public static class ZoneLoader
     {
         using var reader = new ZoneReader(new StringReader(text), origin, fileName, new ZoneReaderOptions { CollectErrors = true });
         return Build(origin, reader, fileName);
+    }
+
+    /// <summary>A zone from records (a transfer, a journal replay, an update), through the same checks as a zone file.</summary>
+    public static Zone FromRecords(DnsName origin, IEnumerable<ResourceRecord> records, string fileName)
+    {
+        var compiler = new ZoneCompiler(origin, RecordClass.IN, fileName);
+        var position = new ZonePosition(fileName, 0, 0);
+        foreach (var r in records) compiler.Add(r, position);
+        var result = compiler.Finish();
+        if (!result.Ok) throw new ZoneLoadException(string.Join("; ", result.Errors.Take(5).Select(e => e.Problem)));
+        return new Zone(result.Data!);
     }
 
     private static LoadedZone Build(DnsName origin, ZoneReader reader, string fileName, long textSize = 0)

@@ -547,8 +547,12 @@ public sealed class QueryProcessor : IQueryProcessor
         var signer = outcome.TsigKey is { } key
             ? new TsigStreamSigner(key, outcome.RequestMac[..outcome.RequestMacLength], static () => DateTimeOffset.UtcNow.ToUnixTimeSeconds())
             : null;
-        streams.Start(new AxfrStream(_transfers, zone, h, qname, qtype, qclass, reply.Present, reply.DnssecOk,
-            (ushort)options.UdpMaxResponse, signer, client));
+        // IXFR the journal can answer: the changes since the client's serial (RFC 1995 §4); else the
+        // whole zone, AXFR-style.
+        var steps = qtype == RecordType.IXFR && zone.Journal is { } journal ? journal.DiffsFrom((uint)clientSerial, zone.Serial) : null;
+        streams.Start(steps is { Count: > 0 }
+            ? new IxfrStream(_transfers, zone, steps, h, qname, qclass, reply.Present, reply.DnssecOk, (ushort)options.UdpMaxResponse, signer, client)
+            : new AxfrStream(_transfers, zone, h, qname, qtype, qclass, reply.Present, reply.DnssecOk, (ushort)options.UdpMaxResponse, signer, client));
         return 0;
     }
 

@@ -240,39 +240,11 @@ public sealed class SecondaryZone : IAsyncDisposable
             Origin, how, zone.Serial, zone.RecordCount, result.Messages, result.Bytes, _time.GetElapsedTime(started).TotalMilliseconds);
 
     /// <summary>The current records with each step's deletions and additions applied; null (and why) when a step does not fit.</summary>
-    private Zone? Apply(Zone current, List<IxfrDiff> diffs, out string? problem)
-    {
-        var records = new HashSet<ResourceRecord>(current.Records());
-        uint serial = current.Serial;
-        foreach (var diff in diffs)
-        {
-            if (TransferClient.SoaSerial(diff.OldSoa) != serial)
-            {
-                problem = $"a step from serial {TransferClient.SoaSerial(diff.OldSoa)} where we have {serial}";
-                return null;
-            }
-            records.RemoveWhere(r => r.Type == RecordType.SOA);
-            foreach (var r in diff.Deleted)
-                if (!records.Remove(r)) { problem = $"deletes {r}, which we do not have"; return null; }
-            foreach (var r in diff.Added) { records.Remove(r); records.Add(r); }
-            records.Add(diff.NewSoa);
-            serial = TransferClient.SoaSerial(diff.NewSoa);
-        }
-        problem = null;
-        var soa = records.First(r => r.Type == RecordType.SOA);
-        return Build([soa, .. records.Where(r => r.Type != RecordType.SOA)]);
-    }
+    private Zone? Apply(Zone current, List<IxfrDiff> diffs, out string? problem) =>
+        ZoneJournal.TryApply(current.Records(), diffs, out var records, out problem) ? Build(records) : null;
 
     /// <summary>The zone from transferred records, through the same checks as a zone file.</summary>
-    private Zone Build(List<ResourceRecord> records)
-    {
-        var compiler = new ZoneCompiler(Origin, RecordClass.IN, _file);
-        var position = new ZonePosition(_file, 0, 0);
-        foreach (var r in records) compiler.Add(r, position);
-        var result = compiler.Finish();
-        if (!result.Ok) throw new ZoneLoadException(string.Join("; ", result.Errors.Take(5).Select(e => e.Problem)));
-        return new Zone(result.Data!);
-    }
+    private Zone Build(List<ResourceRecord> records) => ZoneLoader.FromRecords(Origin, records, _file);
 
     /// <summary>The zone file, then its state, each written to a temporary file, flushed to disk and renamed over the old one.</summary>
     private void Save(Zone zone)
