@@ -88,17 +88,7 @@ internal sealed class PrimaryJournals(ILogger logger, long maxBytes) : IDisposab
     /// </summary>
     public static void WriteZoneFile(Zone zone, string file)
     {
-        string temp = file + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            using (var writer = new StreamWriter(stream, leaveOpen: true))
-            {
-                writer.WriteLine($"; zone {zone.Origin}, serial {zone.Serial}, written by Portcullis (changes since are in {Path.GetFileName(file)}.jnl)");
-                ZoneWriter.Write(writer, zone.Records());
-            }
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temp, file, overwrite: true);
+        ZoneLoader.Save(zone, file, $"zone {zone.Origin}, serial {zone.Serial}, written by Portcullis (changes since are in {Path.GetFileName(file)}.jnl)");
         zone.Journal?.Compact(zone.Serial);
     }
 

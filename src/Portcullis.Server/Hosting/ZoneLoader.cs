@@ -27,6 +27,33 @@ public static class ZoneLoader
         return Build(origin, reader, fileName);
     }
 
+    /// <summary>
+    /// Writes a file so that a crash leaves either the old file or the new one, whole: a temporary
+    /// file beside it, flushed to disk, renamed over the old one.
+    /// </summary>
+    public static void WriteAtomically(string path, Action<TextWriter> write)
+    {
+        string temp = path + ".tmp";
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            using (var writer = new StreamWriter(stream, leaveOpen: true)) write(writer);
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>The zone into its file (atomically), after a comment line saying where it came from.</summary>
+    public static void Save(Zone zone, string file, string comment)
+    {
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(file));
+        if (dir is not null) Directory.CreateDirectory(dir);
+        WriteAtomically(file, w =>
+        {
+            w.WriteLine($"; {comment}");
+            ZoneWriter.Write(w, zone.Records());
+        });
+    }
+
     /// <summary>A zone from records (a transfer, a journal replay, an update), through the same checks as a zone file.</summary>
     public static Zone FromRecords(DnsName origin, IEnumerable<ResourceRecord> records, string fileName)
     {

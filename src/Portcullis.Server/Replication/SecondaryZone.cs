@@ -247,23 +247,14 @@ public sealed class SecondaryZone : IAsyncDisposable
     private Zone Build(List<ResourceRecord> records) => ZoneLoader.FromRecords(Origin, records, _file);
 
     /// <summary>The zone file, then its state, each written to a temporary file, flushed to disk and renamed over the old one.</summary>
-    private void Save(Zone zone)
-    {
-        string? dir = Path.GetDirectoryName(Path.GetFullPath(_file));
-        if (dir is not null) Directory.CreateDirectory(dir);
-        WriteAtomically(_file, w =>
-        {
-            w.WriteLine($"; secondary zone {Origin}, serial {zone.Serial}, transferred by Portcullis");
-            ZoneWriter.Write(w, zone.Records());
-        });
-    }
+    private void Save(Zone zone) => ZoneLoader.Save(zone, _file, $"secondary zone {Origin}, serial {zone.Serial}, transferred by Portcullis");
 
     private void MarkRefreshed()
     {
         _lastRefresh = _time.GetUtcNow();
         try
         {
-            WriteAtomically(_file + ".state", w =>
+            ZoneLoader.WriteAtomically(_file + ".state", w =>
                 w.WriteLine($"refreshed {_lastRefresh.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)}"));
         }
         catch (IOException e)
@@ -282,17 +273,6 @@ public sealed class SecondaryZone : IAsyncDisposable
         }
         catch (IOException) { }
         return null;
-    }
-
-    private static void WriteAtomically(string path, Action<TextWriter> write)
-    {
-        string temp = path + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            using (var writer = new StreamWriter(stream, leaveOpen: true)) write(writer);
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temp, path, overwrite: true);
     }
 
     private void Publish()
