@@ -5,6 +5,7 @@ using Portcullis.Protocol.Names;
 using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
 using Portcullis.Server.Pipeline;
+using Portcullis.Server.Replication;
 using Portcullis.Server.Security;
 using Portcullis.Transport;
 
@@ -42,6 +43,50 @@ public sealed class DnsServer : IDisposable
         Processor.NotifyReceiver = _secondaries;
         _notifyLogger = loggerFactory.CreateLogger("Portcullis.Notify");
         _journals = new PrimaryJournals(_logger, (long)config.Limits.JournalMaxSize << 20);
+        Processor.UpdateHandler = new ZoneUpdates(loggerFactory.CreateLogger("Portcullis.Update"), LookupForUpdate, CommitUpdate);
+    }
+
+    /// <summary>Zone files rewritten this long after the last update (coalescing bursts; the journal has them meanwhile).</summary>
+    public static readonly TimeSpan ZoneFileSyncDelay = TimeSpan.FromSeconds(2);
+    private readonly Dictionary<DnsName, Timer> _pendingWrites = new();
+
+    private (Zone? Zone, bool Primary) LookupForUpdate(DnsName origin)
+    {
+        lock (_reloadLock)
+            return _loaded.TryGetValue(origin, out var z) ? (z.Zone, true) : (null, false);
+    }
+
+    /// <summary>An update's new version (already journaled): served at once, the zone file rewritten soon, secondaries notified.</summary>
+    private void CommitUpdate(Zone zone)
+    {
+        lock (_reloadLock)
+        {
+            _loaded[zone.Origin] = (zone, _loaded[zone.Origin].Stamp);
+            RebuildCatalog();
+            if (_pendingWrites.TryGetValue(zone.Origin, out var timer)) timer.Change(ZoneFileSyncDelay, Timeout.InfiniteTimeSpan);
+            else _pendingWrites[zone.Origin] = new Timer(_ => WriteZoneFile(zone.Origin), null, ZoneFileSyncDelay, Timeout.InfiniteTimeSpan);
+        }
+        SendNotify(zone);
+    }
+
+    /// <summary>The zone file brought up to the served version (and the journal compacted); its new stamp recorded so reload does not read it back as an edit.</summary>
+    private void WriteZoneFile(DnsName origin)
+    {
+        lock (_reloadLock)
+        {
+            if (_pendingWrites.Remove(origin, out var timer)) timer.Dispose();
+            var zc = _config.Zones.Find(z => z.Type != "secondary" && DnsName.TryParse(z.Name.EndsWith('.') ? z.Name : z.Name + ".", null, out var n, out _) && n == origin);
+            if (zc is null || !_loaded.TryGetValue(origin, out var current)) return;
+            try
+            {
+                PrimaryJournals.WriteZoneFile(current.Zone, zc.File);
+                _loaded[origin] = (current.Zone, ZoneStamp.Of(zc.File));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
+            {
+                _logger.LogError("zone {Zone}: cannot write {File} (the journal keeps the changes): {Error}", origin, zc.File, e.Message);
+            }
+        }
     }
 
     private readonly PrimaryJournals _journals;
@@ -254,6 +299,10 @@ public sealed class DnsServer : IDisposable
     {
         _stopping.Cancel();
         _secondaries.Dispose();
+        // Clean shutdown: every zone changed by updates is written into its file (the journal is compacted).
+        List<DnsName> pending;
+        lock (_reloadLock) pending = [.. _pendingWrites.Keys];
+        foreach (var origin in pending) WriteZoneFile(origin);
         _journals.Dispose();
         foreach (var u in _udp) u.Dispose();
         foreach (var t in _tcp) t.Dispose();

@@ -76,9 +76,15 @@ internal sealed class PrimaryJournals(ILogger logger, long maxBytes) : IDisposab
                 journal.Clear();
             }
         }
-        else if (fromFile.Serial != current.Serial || fromFile.RecordCount != current.RecordCount)
-            logger.LogWarning("zone {Zone}: the zone file changed but its serial {Serial} is not newer than {Current}: secondaries will not see the change",
-                origin, fromFile.Serial, current.Serial);
+        else
+        {
+            // Not newer than what is served (which may include dynamic updates not yet in the file):
+            // keep serving that; a change without a serial increase would never reach secondaries.
+            if (fromFile.Serial != current.Serial || fromFile.RecordCount != current.RecordCount)
+                logger.LogWarning("zone {Zone}: the zone file changed but its serial {Serial} is not newer than the served {Current}: ignored (raise the serial)",
+                    origin, fromFile.Serial, current.Serial);
+            return current;
+        }
         return new Zone(zone.Data) { Journal = journal };
     }
 

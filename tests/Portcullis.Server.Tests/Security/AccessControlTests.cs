@@ -1,4 +1,5 @@
 using Portcullis.Protocol.Messages;
+using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
 using Portcullis.Server.Configuration;
 using Portcullis.Server.Security;
@@ -76,13 +77,15 @@ public sealed class AccessControlTests
     }
 
     [Fact]
-    public void Updates_and_notifies_are_refused_by_default_and_not_implemented_when_allowed()
+    public void Updates_and_notifies_are_refused_by_default_and_updates_applied_when_allowed()
     {
         using var server = new TestServer(c => c.AllowUpdate = ["127.0.0.81"], ("example.test.", TestServer.ExampleZone));
         var stranger = Ask(server.ClientFrom("127.0.0.82"), "example.test.", RecordType.SOA, rd: false, Opcode.Update);
         Assert.Equal(Rcode.Refused, stranger.Rcode);
         Assert.Equal(ExtendedDnsErrorCode.Prohibited, Ede(stranger));
-        Assert.Equal(Rcode.NotImp, Ask(server.ClientFrom("127.0.0.81"), "example.test.", RecordType.SOA, rd: false, Opcode.Update).Rcode);
+        // Allowed: applied (an update with no changes is NOERROR and leaves the serial, RFC 2136 §3.4.2).
+        Assert.Equal(Rcode.NoError, Ask(server.ClientFrom("127.0.0.81"), "example.test.", RecordType.SOA, rd: false, Opcode.Update).Rcode);
+        Assert.Equal(2024060101u, server.Server.Processor.Catalog.Get(DnsName.Parse("example.test."))!.Serial);
         // RFC 2136 §3.1.1: an update for a zone we do not serve is NOTAUTH.
         Assert.Equal(Rcode.NotAuth, Ask(server.ClientFrom("127.0.0.81"), "example.com.", RecordType.SOA, rd: false, Opcode.Update).Rcode);
         var notify = Ask(server.ClientFrom("127.0.0.81"), "example.test.", RecordType.SOA, rd: false, Opcode.Notify);

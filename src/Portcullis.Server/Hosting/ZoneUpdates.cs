@@ -1,0 +1,66 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Portcullis.Protocol.Messages;
+using Portcullis.Protocol.Names;
+using Portcullis.Server.Authoritative;
+using Portcullis.Server.Pipeline;
+using Portcullis.Server.Replication;
+
+namespace Portcullis.Server.Hosting;
+
+/// <summary>
+/// Dynamic updates (RFC 2136) for primary zones read from files: the update is worked out against
+/// the zone served (<see cref="UpdateProcessor"/>), its change appended to the zone's journal and
+/// flushed to disk, and only then swapped in and acknowledged; the server then schedules the zone
+/// file's rewrite and sends NOTIFY. Updates are serialised (one at a time): they are rare, and the
+/// order of their serials must be the order of the journal.
+/// </summary>
+internal sealed class ZoneUpdates(ILogger logger, Func<DnsName, (Zone? Zone, bool Primary)> lookup, Action<Zone> commit) : IUpdateHandler
+{
+    private readonly Lock _lock = new();
+
+    public Rcode Update(Zone zone, ReadOnlySpan<byte> message, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName)
+    {
+        string who = client.Length is 4 or 16 ? new IPAddress(client).ToString() : "?";
+        if (!keyName.IsEmpty) who += $" key {DnsName.FromWire(keyName)}";
+        if (!UpdateProcessor.TryParse(message, out var update, out string? error))
+        {
+            logger.LogInformation("update of {Zone} from {Client} refused: {Error} (FORMERR)", zone.Origin, who, error);
+            return Rcode.FormErr;
+        }
+        lock (_lock)
+        {
+            var (current, primary) = lookup(zone.Origin);
+            if (current is null || !primary || current.Journal is null)
+            {
+                // A secondary zone (RFC 2136 §3.1.2 allows forwarding to the primary; like BIND
+                // without update-forwarding, we refuse) or one without a journal (embedded).
+                logger.LogInformation("update of {Zone} from {Client} refused: {Why}", zone.Origin, who,
+                    primary ? "the zone has no journal (not read from a file)" : "a secondary zone: send updates to its primary");
+                return Rcode.Refused;
+            }
+            var result = UpdateProcessor.Process(current, update!);
+            if (result.Rcode != Rcode.NoError)
+            {
+                logger.LogInformation("update of {Zone} from {Client}: {Rcode}: {Reason}", zone.Origin, who, result.Rcode, result.Reason);
+                return result.Rcode;
+            }
+            if (!result.Changed) return Rcode.NoError;
+            try
+            {
+                // On disk before it is served or acknowledged (the "acknowledged = on disk").
+                current.Journal.Append(result.Diff!);
+            }
+            catch (Exception e) when (e is JournalException or IOException)
+            {
+                logger.LogError("update of {Zone} from {Client} not applied: the journal could not be written: {Error}", zone.Origin, who, e.Message);
+                return Rcode.ServFail;
+            }
+            var next = new Zone(result.NewZone!.Data) { Journal = current.Journal };
+            commit(next);
+            logger.LogInformation("update of {Zone} from {Client}: serial {From} -> {To}, {Deleted} records deleted, {Added} added",
+                zone.Origin, who, current.Serial, next.Serial, result.Diff!.Deleted.Count, result.Diff.Added.Count);
+            return Rcode.NoError;
+        }
+    }
+}
