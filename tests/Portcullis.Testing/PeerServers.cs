@@ -11,6 +11,9 @@ public sealed record PeerZone(string Origin, string File);
 /// <summary>A TSIG key a peer shares with Portcullis (test-only secrets).</summary>
 public sealed record PeerKey(string Name, string Algorithm, string Secret)
 {
+    /// <summary>The tests' shared TSIG key. TEST-ONLY secret: never use it outside the tests.</summary>
+    public static readonly PeerKey TestOnly = new("transfer.test", "hmac-sha256", "dGVzdC1vbmx5LXRzaWctc2VjcmV0LTMyLW9jdGV0cyE=");
+
     /// <summary>As `portcullis query --tsig` and dig -y take it: name:algorithm:secret.</summary>
     public string Spec => $"{Name}:{Algorithm}:{Secret}";
 }

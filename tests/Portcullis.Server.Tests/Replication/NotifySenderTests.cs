@@ -23,8 +23,7 @@ namespace Portcullis.Server.Tests.Replication;
 /// </summary>
 public sealed class NotifySenderTests
 {
-    // Test-only key material.
-    private static readonly PeerKey Key = new("transfer.test", "hmac-sha256", "dGVzdC1vbmx5LXRzaWctc2VjcmV0LTMyLW9jdGV0cyE=");
+    private static readonly PeerKey Key = PeerKey.TestOnly;
     private const string WrongSecret = "b3RoZXItdGVzdC1vbmx5LXNlY3JldC0zMi1vY3RldHM=";
     private const string Origin = "example.test.";
     private const uint OldSerial = 2024060101, NewSerial = 2024060102;

@@ -17,8 +17,7 @@ namespace Portcullis.Server.Tests.Replication;
 /// </summary>
 public sealed class UpdateServeTests
 {
-    // Test-only key material.
-    private static readonly PeerKey Key = new("transfer.test", "hmac-sha256", "dGVzdC1vbmx5LXRzaWctc2VjcmV0LTMyLW9jdGV0cyE=");
+    private static readonly PeerKey Key = PeerKey.TestOnly;
     private const string Origin = "example.test.";
     private const uint Serial = 2024060101;
 

@@ -13,8 +13,7 @@ namespace Portcullis.Server.Tests.Tsig;
 /// </summary>
 public sealed class QueryTsigTests
 {
-    // Test-only key material.
-    private static readonly PeerKey Key = new("transfer.test", "hmac-sha256", "dGVzdC1vbmx5LXRzaWctc2VjcmV0LTMyLW9jdGV0cyE=");
+    private static readonly PeerKey Key = PeerKey.TestOnly;
     private static readonly PeerKey WrongSecret = Key with { Secret = "b3RoZXItdGVzdC1vbmx5LXNlY3JldC0zMi1vY3RldHM=" };
 
     private static ProcessResult Query(params string[] args) => ExternalProcess.Run("dotnet", [QueryCommandTests.Binary, "query", .. args]);
