@@ -34,9 +34,11 @@ public sealed class SecondaryServeTests
     }
 
     [Theory]
-    [InlineData("knot")]
-    [InlineData("bind")]
-    public void A_secondary_zone_follows_its_primary_through_NOTIFY_and_IXFR(string peer)
+    [InlineData("knot", true)]
+    [InlineData("bind", true)]
+    [InlineData("knot", false)]
+    [InlineData("bind", false)]
+    public void A_secondary_zone_follows_its_primary_through_NOTIFY_and_IXFR(string peer, bool signed)
     {
         string dir = Directory.CreateTempSubdirectory("serve-secondary").FullName;
         try
@@ -48,7 +50,7 @@ public sealed class SecondaryServeTests
                 c.Zones.Add(new ZoneConfig
                 {
                     Name = Origin, Type = "secondary", File = Path.Combine(dir, "secondary", "example.test.zone"),
-                    Primaries = [$"127.0.0.1@{primaryPort} key {Key.Name}"],
+                    Primaries = [signed ? $"127.0.0.1@{primaryPort} key {Key.Name}" : $"127.0.0.1@{primaryPort}"],
                 });
             });
             // Before any transfer: SERVFAIL, not REFUSED and not data.
@@ -58,9 +60,11 @@ public sealed class SecondaryServeTests
             File.WriteAllText(source, TestServer.ExampleZone);
             // The primary NOTIFYs the secondary on every change and keeps the differences for IXFR.
             using PeerServer primary = peer == "knot"
-                ? new KnotPeer([new PeerZone("example.test", source)], port: primaryPort, journalDifferences: true, transferKey: Key, notifyTo: server.EndPoint)
-                : new BindPeer([new PeerZone("example.test", source)], port: primaryPort, transferKey: Key,
-                    extraOptions: $"ixfr-from-differences yes; notify explicit; also-notify {{ {server.EndPoint.Address} port {server.EndPoint.Port}; }};");
+                ? new KnotPeer([new PeerZone("example.test", source)], port: primaryPort, journalDifferences: true, allowTransfer: !signed,
+                    transferKey: signed ? Key : null, notifyTo: server.EndPoint)
+                : new BindPeer([new PeerZone("example.test", source)], port: primaryPort, transferKey: signed ? Key : null,
+                    extraOptions: $"ixfr-from-differences yes; notify explicit; also-notify {{ {server.EndPoint.Address} port {server.EndPoint.Port}; }};"
+                        + (signed ? "" : " allow-transfer { 127.0.0.0/8; };"));
             var first = WaitForSerial(server, OldSerial);
             Assert.True(first.Header.AuthoritativeAnswer);
             Assert.Equal("192.0.2.80", string.Join(' ', server.Client().Udp("www.example.test.", RecordType.A).Answers.Select(r => new IPAddress(r.Data))));

@@ -85,7 +85,7 @@ public sealed class ServerTsigTests
     }
 
     [Fact]
-    public void A_request_signed_an_hour_ago_gets_BADTIME_signed_with_the_servers_clock()
+    public void A_request_or_transfer_signed_an_hour_ago_gets_BADTIME_signed_with_the_servers_clock()
     {
         using var server = Primary();
         var key = new TsigKey(DnsName.Parse(Key.Name), TsigAlgorithm.HmacSha256, Convert.FromBase64String(Key.Secret));
@@ -104,6 +104,17 @@ public sealed class ServerTsigTests
         Assert.InRange(serverTime - then, 3500, 3700);
         // Signed with the key over the request's MAC, so the client can trust the clock it reports.
         Assert.Equal(TsigStatus.Ok, Portcullis.Protocol.Tsig.Tsig.VerifyMac(reply, record, key, mac.AsSpan(0, macLength), hasPrior: true));
+
+        // The same stale signature on an AXFR over TCP: NOTAUTH, BADTIME, and no zone data.
+        var axfr = DnsTestClient.Query(Origin, RecordType.AXFR).ToWire();
+        var signedAxfr = new byte[axfr.Length + Portcullis.Protocol.Tsig.Tsig.MaxRecordSize(key)];
+        axfr.CopyTo(signedAxfr, 0);
+        int axfrLength = Portcullis.Protocol.Tsig.Tsig.Sign(signedAxfr, axfr.Length, key, default, false, then, 300, TsigError.NoError, default, false, mac, out _);
+        var refused = server.Client().TcpRaw(signedAxfr[..axfrLength]);
+        Assert.Equal((int)Rcode.NotAuth, refused[3] & 0xF);
+        Assert.Equal(0, BinaryPrimitives.ReadUInt16BigEndian(refused.AsSpan(6)));   // ANCOUNT
+        Portcullis.Protocol.Tsig.Tsig.Find(refused, out var axfrRecord);
+        Assert.Equal((ushort)TsigError.BadTime, axfrRecord.Error);
     }
 
     [Theory]
