@@ -315,11 +315,18 @@ public sealed class ZoneCompiler
                             break;
                     }
                 }
+                int setLength = rdataLength - start;
                 if (count > ushort.MaxValue)
+                {
                     AddError(order[k], $"the {OwnerText(node)}/{RecordTypes.ToText(type)} RRset has {count} records, more than any message can carry");
+                    // The zone is refused; keep the set consistent (its first 65,535 records) so that
+                    // the rest of the build, which still runs for `zone check --print`, cannot trip on it.
+                    setLength = 0;
+                    for (int r = 0; r < ushort.MaxValue; r++) setLength += 2 + BinaryPrimitives.ReadUInt16BigEndian(rdata.AsSpan(start + setLength));
+                }
                 sets[setCount++] = new ZoneData.SetEntry
                 {
-                    Data = start, Length = rdataLength - start, Node = node, Ttl = ttl, Type = type, Count = (ushort)Math.Min(count, ushort.MaxValue),
+                    Data = start, Length = setLength, Node = node, Ttl = ttl, Type = type, Count = (ushort)Math.Min(count, ushort.MaxValue),
                 };
                 records += count;
                 k = end;

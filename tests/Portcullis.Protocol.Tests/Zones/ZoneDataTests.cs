@@ -164,4 +164,14 @@ public class ZoneDataTests
         var expected = Canonical(records);
         Gen.Shuffle(records.ToArray()).Sample(shuffled => Assert.Equal(expected, Canonical(shuffled)), iter: 200);
     }
+
+    [Fact]
+    public void An_RRset_of_more_than_65535_records_is_an_error_not_a_crash()
+    {
+        string zone = Apex + "$GENERATE 0-65535 big TXT \"t$\"\n";
+        using var reader = new ZoneReader(new StringReader(zone), Origin, "z.zone", new ZoneReaderOptions { CollectErrors = true });
+        var result = ZoneChecker.Check(reader, Origin, file: "z.zone");
+        Assert.False(result.Ok);
+        Assert.Contains(result.Errors, e => e.Message.Contains("65536 records, more than any message can carry"));
+    }
 }
