@@ -73,6 +73,7 @@ public sealed class SecondaryZone : IAsyncDisposable
     /// <summary>Loads the saved copy (if any, and not expired) and starts the refresh loop.</summary>
     public void Start()
     {
+        OpenJournal();
         LoadSaved();
         Publish();
         _loop = Task.Run(() => RunAsync(_stop.Token));
@@ -97,13 +98,60 @@ public sealed class SecondaryZone : IAsyncDisposable
         }
     }
 
+    /// <summary>IXFR history kept for our own secondaries (FILE.jnl): this much at most.</summary>
+    public const long JournalMaxBytes = 16 << 20;
+    private ZoneJournal? _journal;
+
+    /// <summary>
+    /// The journal of this copy (FILE.jnl): each new version is appended as one step from the
+    /// version before, so that our own secondaries get IXFR too. Without it (unreadable), IXFR
+    /// from us is answered with the whole zone.
+    /// </summary>
+    private void OpenJournal()
+    {
+        try
+        {
+            string? dir = Path.GetDirectoryName(Path.GetFullPath(_file));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            _journal = ZoneJournal.Open(_file + ".jnl", Origin, JournalMaxBytes);
+            if (_journal.Recovery is { } recovery) _logger.LogWarning("secondary zone {Zone}: journal: {Recovery}", Origin, recovery);
+        }
+        catch (Exception e) when (e is JournalException or IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("secondary zone {Zone}: no journal ({Error}): IXFR from this server will send the whole zone", Origin, e.Message);
+        }
+    }
+
+    /// <summary>Records the step from the version served to <paramref name="next"/> and attaches the journal.</summary>
+    private Zone Journaled(Zone next)
+    {
+        if (_journal is null) return next;
+        try
+        {
+            if (Current is { } previous && SerialNumber.IsNewer(next.Serial, previous.Serial))
+            {
+                if (_journal.LastSerial is { } last && last != previous.Serial) _journal.Clear();
+                _journal.Append(ZoneJournal.Difference(previous.Records(), next.Records()));
+                _journal.Compact(next.Serial);
+            }
+            else _journal.Clear();
+        }
+        catch (Exception e) when (e is JournalException or IOException)
+        {
+            _logger.LogWarning("secondary zone {Zone}: journal not written ({Error}); cleared", Origin, e.Message);
+            _journal.Clear();
+        }
+        return new Zone(next.Data) { Journal = _journal };
+    }
+
     private void LoadSaved()
     {
         if (!File.Exists(_file)) return;
         try
         {
             var loaded = ZoneLoader.Load(Origin, _file);
-            Current = loaded.Zone;
+            Current = new Zone(loaded.Zone.Data) { Journal = _journal };
+            if (_journal?.LastSerial is { } last && last != Current.Serial) _journal.Clear();   // out of step with the saved copy
             _lastRefresh = ReadState() ?? File.GetLastWriteTimeUtc(_file);
             var (_, _, expire) = Timers(Current);
             Expired = _time.GetUtcNow() - _lastRefresh >= expire;
@@ -179,6 +227,7 @@ public sealed class SecondaryZone : IAsyncDisposable
                 }
                 var zone = await TransferAsync(primary, token);
                 Save(zone);
+                zone = Journaled(zone);
                 Current = zone;
                 Expired = false;
                 MarkRefreshed();
@@ -314,5 +363,6 @@ public sealed class SecondaryZone : IAsyncDisposable
         }
         _stop.Dispose();
         _wake.Dispose();
+        _journal?.Dispose();
     }
 }

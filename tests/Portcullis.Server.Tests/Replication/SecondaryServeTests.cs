@@ -38,7 +38,7 @@ public sealed class SecondaryServeTests
     [InlineData("bind", true)]
     [InlineData("knot", false)]
     [InlineData("bind", false)]
-    public void A_secondary_zone_follows_its_primary_through_NOTIFY_and_IXFR(string peer, bool signed)
+    public async Task A_secondary_zone_follows_its_primary_through_NOTIFY_and_IXFR(string peer, bool signed)
     {
         string dir = Directory.CreateTempSubdirectory("serve-secondary").FullName;
         try
@@ -47,6 +47,7 @@ public sealed class SecondaryServeTests
             using var server = new TestServer(c =>
             {
                 c.Keys = [new KeyConfig { Name = Key.Name, Algorithm = Key.Algorithm, Secret = Key.Secret }];
+                c.AllowTransfer = ["127.0.0.0/8"];   // our own secondaries may pull from us
                 c.Zones.Add(new ZoneConfig
                 {
                     Name = Origin, Type = "secondary", File = Path.Combine(dir, "secondary", "example.test.zone"),
@@ -78,6 +79,12 @@ public sealed class SecondaryServeTests
             Assert.Equal(Rcode.NoError, added.Rcode);
             Assert.Equal(IPAddress.Parse("192.0.2.7"), new IPAddress(Assert.Single(added.Answers).Data));
             Assert.True(File.Exists(Path.Combine(dir, "secondary", "example.test.zone")));
+
+            // Our own secondaries get the change by IXFR from us too (the secondary's journal).
+            var fromUs = await Portcullis.Server.Replication.TransferClient.TransferAsync(server.Server.TcpEndPoints[0], Portcullis.Protocol.Names.DnsName.Parse(Origin),
+                OldSerial, null, new Portcullis.Server.Replication.TransferLimits(), CancellationToken.None);
+            Assert.Equal(Portcullis.Server.Replication.TransferKind.Incremental, fromUs.Kind);
+            Assert.Contains(Assert.Single(fromUs.Diffs!).Added, r => r.Owner.ToString() == "added.example.test.");
 
             // A NOTIFY from an address that is not a primary (and not in allow-notify) is refused.
             var notify = DnsTestClient.Query(Origin, RecordType.SOA);
