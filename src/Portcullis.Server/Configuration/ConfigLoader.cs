@@ -80,6 +80,17 @@ public static class ConfigLoader
         foreach (var z in config.Zones)
         {
             if (string.IsNullOrWhiteSpace(z.Name)) throw new ConfigException($"{where}: zones: a zone has no name", "zones");
+            if (z.CatalogRole is not (null or "generate" or "member" or "interpret"))
+                throw new ConfigException($"{where}: zones: zone {z.Name}: catalog-role '{z.CatalogRole}' is not generate, member or interpret", z.CatalogRole);
+            if (z.CatalogRole == "member" && !config.Zones.Exists(c => c.CatalogRole == "generate" && SameName(c.Name, z.CatalogZone)))
+                throw new ConfigException($"{where}: zones: zone {z.Name}: catalog-zone '{z.CatalogZone}' is not a zone with catalog-role: generate", z.CatalogZone ?? z.Name);
+            if (z.CatalogRole == "interpret" && z.Type != "secondary")
+                throw new ConfigException($"{where}: zones: zone {z.Name}: catalog-role: interpret needs type: secondary", z.Name);
+            if (z.CatalogRole == "generate")
+            {
+                if (z.Type != "primary") throw new ConfigException($"{where}: zones: zone {z.Name}: catalog-role: generate needs type: primary", z.Name);
+                continue;   // made in memory: no file
+            }
             if (string.IsNullOrWhiteSpace(z.File)) throw new ConfigException($"{where}: zones: zone {z.Name} has no file", z.Name);
             if (z.Type is not ("primary" or "secondary"))
                 throw new ConfigException($"{where}: zones: zone {z.Name}: type '{z.Type}' is not primary or secondary", z.Type);
@@ -140,6 +151,9 @@ public static class ConfigLoader
         try { Security.SecurityPolicy.From(config, Security.LocalNetworks.FromSystem()); }
         catch (ConfigException e) { throw new ConfigException($"{where}: {e.Message}", e.Scalar); }
     }
+
+    private static bool SameName(string a, string? b) =>
+        b is not null && string.Equals(a.TrimEnd('.'), b.TrimEnd('.'), StringComparison.OrdinalIgnoreCase);
 
     private static void Range(string where, string key, int value, int min, int max)
     {

@@ -106,6 +106,15 @@ public sealed class ZoneConfig
     public string Type { get; set; } = "primary";
     /// <summary>For a secondary: the servers to pull from, in order, each "ADDRESS[@PORT] [key NAME]".</summary>
     public List<string>? Primaries { get; set; }
+    /// <summary>
+    /// Catalog zones (RFC 9432), as Knot names the roles: "generate" (this zone is the catalog of the
+    /// zones that name it in catalog-zone; made in memory, no file needed), "member" (listed in the
+    /// catalog named by <see cref="CatalogZone"/>), "interpret" (a secondary zone that is a catalog:
+    /// its members become secondary zones with the same primaries, saved beside it).
+    /// </summary>
+    public string? CatalogRole { get; set; }
+    /// <summary>For catalog-role: member, the catalog zone that lists this zone.</summary>
+    public string? CatalogZone { get; set; }
     /// <summary>Servers to NOTIFY when the zone changes (RFC 1996), each "ADDRESS[@PORT] [key NAME]".</summary>
     public List<string>? Notify { get; set; }
     /// <summary>Per-zone access lists; null inherits the server-wide list of the same name.</summary>

@@ -147,7 +147,7 @@ public sealed class DnsServer : IDisposable
         var errors = new List<string>();
         foreach (var zc in _config.Zones)
         {
-            if (zc.Type == "secondary") continue;   // pulled from its primaries (below), not read here
+            if (zc.Type == "secondary" || zc.CatalogRole == "generate") continue;   // pulled from primaries, or generated (below)
             try
             {
                 var (zone, stamp) = LoadZone(zc, null);
@@ -157,6 +157,7 @@ public sealed class DnsServer : IDisposable
             catch (ZoneLoadException e) { errors.Add(e.Message); }
         }
         if (errors.Count > 0) throw new ZoneLoadException(string.Join(Environment.NewLine, errors));
+        zones.AddRange(GenerateCatalogs());
         _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
         ReleaseLoadGarbage();
 
@@ -213,7 +214,7 @@ public sealed class DnsServer : IDisposable
             var keep = new HashSet<DnsName>();
             foreach (var zc in _config.Zones)
             {
-                if (zc.Type == "secondary") continue;
+                if (zc.Type == "secondary" || zc.CatalogRole == "generate") continue;
                 var origin = DnsName.Parse(zc.Name);
                 keep.Add(origin);
                 var stamp = ZoneStamp.Of(zc.File);
@@ -237,6 +238,11 @@ public sealed class DnsServer : IDisposable
                     if (current.Zone is not null) zones.Add(current.Zone);
                 }
             }
+            foreach (var catalog in GenerateCatalogs())
+            {
+                notify.Add(catalog);   // a new membership: its serial went up
+            }
+            foreach (var zc in _config.Zones.Where(z => z.CatalogRole == "generate")) keep.Add(DnsName.Parse(zc.Name.EndsWith('.') ? zc.Name : zc.Name + "."));
             foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
             _journals.Retain(keep);
             _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
@@ -244,6 +250,34 @@ public sealed class DnsServer : IDisposable
             foreach (var z in notify) SendNotify(z);
             return failed;
         }
+    }
+
+    /// <summary>
+    /// The catalog zones this server generates (catalog-role: generate, RFC 9432 §4): made in memory
+    /// from the zones that name them (catalog-role: member). A catalog is rebuilt only when its
+    /// membership changed, with a serial above the old one and at least the current Unix time, so
+    /// secondaries see the change. Returns the catalogs that are new or changed (to NOTIFY).
+    /// </summary>
+    private List<Zone> GenerateCatalogs()
+    {
+        var changedCatalogs = new List<Zone>();
+        foreach (var zc in _config.Zones.Where(z => z.CatalogRole == "generate"))
+        {
+            var origin = DnsName.Parse(zc.Name.EndsWith('.') ? zc.Name : zc.Name + ".");
+            var members = _config.Zones
+                .Where(m => m.CatalogRole == "member" && m.CatalogZone is { } c && DnsName.Parse(c.EndsWith('.') ? c : c + ".") == origin)
+                .Select(m => DnsName.Parse(m.Name.EndsWith('.') ? m.Name : m.Name + ".")).Distinct().Order().ToList();
+            if (_loaded.TryGetValue(origin, out var current)
+                && CatalogZone.Parse(current.Zone) is { Ok: true } parsed && parsed.Members.Select(m => m.Zone).Order().SequenceEqual(members))
+                continue;
+            uint now = (uint)DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            uint serial = current.Zone is { } old && !SerialNumber.IsNewer(now, old.Serial) ? old.Serial + 1 : now;
+            var zone = ZoneLoader.FromRecords(origin, CatalogZone.Build(origin, serial, members), $"catalog {origin}");
+            _loaded[origin] = (zone, default);
+            changedCatalogs.Add(zone);
+            _logger.LogInformation("catalog zone {Catalog} generated: serial {Serial}, {Count} member zones", origin, serial, members.Count);
+        }
+        return changedCatalogs;
     }
 
     /// <summary>

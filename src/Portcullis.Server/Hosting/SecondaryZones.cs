@@ -29,7 +29,13 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
         public string Settings { get; } = settings;
         public IReadOnlyList<PrimaryServer> Primaries { get; } = primaries;
         public volatile Zone? Served;
+        public bool Catalog { get; init; }
+        public string File { get; init; } = "";
     }
+
+    /// <summary>Where a catalog member's copy is kept: catz/ beside the catalog's own file.</summary>
+    private static string MemberFile(ZoneConfig catalog, DnsName member) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(catalog.File)) ?? ".", "catz", member.ToString().TrimEnd('.') + ".zone");
 
     private readonly Lock _lock = new();
     private Dictionary<DnsName, Entry> _zones = new();
@@ -48,13 +54,48 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
         lock (_lock) return _zones.ContainsKey(origin);
     }
 
-    /// <summary>Starts, restarts or stops engines so that they match the configuration's secondary zones.</summary>
+    // Catalog zones consumed (catalog-role: interpret): the members each last valid version listed.
+    private readonly Dictionary<DnsName, IReadOnlyList<DnsName>> _catalogMembers = new();
+    private ServerConfig? _config;
+    private SecurityPolicy? _policy;
+
+    private static DnsName NameOf(string text) => DnsName.Parse(text.EndsWith('.') ? text : text + ".");
+
+    /// <summary>Starts, restarts or stops engines so that they match the configuration's secondary zones
+    /// and the members of the catalogs it consumes.</summary>
     public void Configure(ServerConfig config, SecurityPolicy policy)
     {
+        // One reconfiguration at a time (reload and a catalog's new version may ask together).
+        lock (_configureLock) ConfigureLocked(config, policy);
+    }
+
+    private readonly Lock _configureLock = new();
+
+    private void ConfigureLocked(ServerConfig config, SecurityPolicy policy)
+    {
+        _config = config;
+        _policy = policy;
         var wanted = new Dictionary<DnsName, (ZoneConfig Zone, string Settings)>();
+        var configured = config.Zones.Select(z => NameOf(z.Name)).ToHashSet();
         foreach (var zc in config.Zones)
             if (zc.Type == "secondary")
-                wanted[DnsName.Parse(zc.Name.EndsWith('.') ? zc.Name : zc.Name + ".")] = (zc, $"{zc.File}|{string.Join(',', zc.Primaries!)}|{KeysOf(zc, policy)}");
+                wanted[NameOf(zc.Name)] = (zc, $"{zc.File}|{string.Join(',', zc.Primaries!)}|{KeysOf(zc, policy)}|{zc.CatalogRole}");
+        foreach (var zc in config.Zones.Where(z => z.CatalogRole == "interpret"))
+        {
+            IReadOnlyList<DnsName>? members;
+            lock (_lock) _catalogMembers.TryGetValue(NameOf(zc.Name), out members);
+            foreach (var member in members ?? [])
+            {
+                // A zone the configuration names itself stays as configured (RFC 9432 §5.1).
+                if (configured.Contains(member) || wanted.ContainsKey(member)) continue;
+                var memberConfig = new ZoneConfig
+                {
+                    Name = member.ToString(), Type = "secondary", Primaries = zc.Primaries,
+                    File = MemberFile(zc, member),
+                };
+                wanted[member] = (memberConfig, $"{memberConfig.File}|{string.Join(',', zc.Primaries!)}|{KeysOf(zc, policy)}|member of {zc.Name}");
+            }
+        }
         List<Entry> stop = [];
         List<Entry> start = [];
         lock (_lock)
@@ -77,7 +118,7 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
                 Entry? entry = null;
                 var engine = new SecondaryZone(origin, primaries, zc.File, zone => Publish(entry!, zone),
                     loggerFactory.CreateLogger("Portcullis.Secondary"));
-                entry = new Entry(engine, settings, primaries) { Served = Placeholder(origin) };
+                entry = new Entry(engine, settings, primaries) { Served = Placeholder(origin), Catalog = zc.CatalogRole == "interpret", File = zc.File };
                 next[origin] = entry;
                 start.Add(entry);
             }
@@ -98,8 +139,51 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
         var before = entry.Served;
         entry.Served = zone;
         changed();
+        if (entry.Catalog && !zone.Unavailable) Interpret(entry, zone);
         // A version to serve that is new to us (first load or a newer serial; not expiry): tell our own secondaries.
         if (!zone.Unavailable && (before is null || before.Unavailable || SerialNumber.IsNewer(zone.Serial, before.Serial))) published?.Invoke(zone);
+    }
+
+    /// <summary>
+    /// A new version of a consumed catalog (RFC 9432 §5): its members become secondary zones with the
+    /// catalog's primaries, those it no longer lists are stopped and their files removed. A catalog
+    /// that does not parse (wrong version) changes nothing.
+    /// </summary>
+    private void Interpret(Entry entry, Zone zone)
+    {
+        var logger = loggerFactory.CreateLogger("Portcullis.Catalog");
+        var parse = CatalogZone.Parse(zone);
+        foreach (var w in parse.Warnings) logger.LogWarning("catalog {Catalog}: {Warning}", zone.Origin, w);
+        if (!parse.Ok)
+        {
+            logger.LogError("catalog {Catalog} not used: {Error}", zone.Origin, parse.Error);
+            return;
+        }
+        var members = parse.Members.Select(m => m.Zone).ToList();
+        IReadOnlyList<DnsName>? old;
+        lock (_lock)
+        {
+            _catalogMembers.TryGetValue(zone.Origin, out old);
+            if (old is not null && old.SequenceEqual(members)) return;
+            _catalogMembers[zone.Origin] = members;
+        }
+        var removed = (old ?? []).Except(members).ToList();
+        logger.LogInformation("catalog {Catalog} serial {Serial}: {Count} member zones ({Added} added, {Removed} removed)",
+            zone.Origin, zone.Serial, members.Count, members.Except(old ?? []).Count(), removed.Count);
+        // Reconfigure off the engine's own thread (Configure stops engines and waits for them).
+        var config = _config;
+        var policy = _policy;
+        if (config is null || policy is null) return;
+        _ = Task.Run(() =>
+        {
+            Configure(config, policy);
+            foreach (var gone in removed)
+            {
+                var file = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(entry.File)) ?? ".", "catz", gone.ToString().TrimEnd('.') + ".zone");
+                foreach (var f in new[] { file, file + ".state", file + ".jnl" })
+                    try { File.Delete(f); } catch (IOException) { }
+            }
+        });
     }
 
     public NotifyOutcome Notify(Zone zone, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName, bool aclAllows)
