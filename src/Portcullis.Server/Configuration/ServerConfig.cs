@@ -77,6 +77,10 @@ public sealed class ServerConfig
         return (new IPEndPoint(ip, port), words.Length == 3 ? words[2] : null);
     }
 
+    /// <summary>A name as the configuration writes it, with or without the final dot, as an absolute name.</summary>
+    public static Portcullis.Protocol.Names.DnsName AbsoluteName(string text) =>
+        Portcullis.Protocol.Names.DnsName.Parse(text.EndsWith('.') ? text : text + ".");
+
     public static TimeSpan ParseDuration(string text)
     {
         text = text.Trim();

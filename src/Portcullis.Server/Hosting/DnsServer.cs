@@ -75,7 +75,7 @@ public sealed class DnsServer : IDisposable
         lock (_reloadLock)
         {
             if (_pendingWrites.Remove(origin, out var timer)) timer.Dispose();
-            var zc = _config.Zones.Find(z => z.Type != "secondary" && DnsName.TryParse(z.Name.EndsWith('.') ? z.Name : z.Name + ".", null, out var n, out _) && n == origin);
+            var zc = _config.Zones.Find(z => z.Type != "secondary" && ServerConfig.AbsoluteName(z.Name) == origin);
             if (zc is null || !_loaded.TryGetValue(origin, out var current)) return;
             try
             {
@@ -102,13 +102,13 @@ public sealed class DnsServer : IDisposable
     private void SendNotify(Zone zone)
     {
         var config = _config;
-        var zc = config.Zones.Find(z => DnsName.TryParse(z.Name.EndsWith('.') ? z.Name : z.Name + ".", null, out var n, out _) && n == zone.Origin);
+        var zc = config.Zones.Find(z => ServerConfig.AbsoluteName(z.Name) == zone.Origin);
         if (zc?.Notify is not { Count: > 0 } list) return;
         var keys = Processor.Options.Security.Keys;
         var targets = list.Select(text =>
         {
             var (endPoint, keyName) = ServerConfig.ParsePeer(text);
-            var key = keyName is null ? null : keys.Find(DnsName.Parse(keyName.EndsWith('.') ? keyName : keyName + ".").Wire);
+            var key = keyName is null ? null : keys.Find(ServerConfig.AbsoluteName(keyName).Wire);
             return new Replication.NotifyTarget(endPoint, key);
         }).ToList();
         IPAddress? source = _tcp.Count > 0 && !_tcp[0].LocalEndPoint.Address.Equals(IPAddress.Any) && !_tcp[0].LocalEndPoint.Address.Equals(IPAddress.IPv6Any)
@@ -242,7 +242,7 @@ public sealed class DnsServer : IDisposable
             {
                 notify.Add(catalog);   // a new membership: its serial went up
             }
-            foreach (var zc in _config.Zones.Where(z => z.CatalogRole == "generate")) keep.Add(DnsName.Parse(zc.Name.EndsWith('.') ? zc.Name : zc.Name + "."));
+            foreach (var zc in _config.Zones.Where(z => z.CatalogRole == "generate")) keep.Add(ServerConfig.AbsoluteName(zc.Name));
             foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
             _journals.Retain(keep);
             _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
@@ -263,10 +263,10 @@ public sealed class DnsServer : IDisposable
         var changedCatalogs = new List<Zone>();
         foreach (var zc in _config.Zones.Where(z => z.CatalogRole == "generate"))
         {
-            var origin = DnsName.Parse(zc.Name.EndsWith('.') ? zc.Name : zc.Name + ".");
+            var origin = ServerConfig.AbsoluteName(zc.Name);
             var members = _config.Zones
-                .Where(m => m.CatalogRole == "member" && m.CatalogZone is { } c && DnsName.Parse(c.EndsWith('.') ? c : c + ".") == origin)
-                .Select(m => DnsName.Parse(m.Name.EndsWith('.') ? m.Name : m.Name + ".")).Distinct().Order().ToList();
+                .Where(m => m.CatalogRole == "member" && m.CatalogZone is { } c && ServerConfig.AbsoluteName(c) == origin)
+                .Select(m => ServerConfig.AbsoluteName(m.Name)).Distinct().Order().ToList();
             if (_loaded.TryGetValue(origin, out var current)
                 && CatalogZone.Parse(current.Zone) is { Ok: true } parsed && parsed.Members.Select(m => m.Zone).Order().SequenceEqual(members))
                 continue;

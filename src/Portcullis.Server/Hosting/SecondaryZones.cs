@@ -59,7 +59,6 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
     private ServerConfig? _config;
     private SecurityPolicy? _policy;
 
-    private static DnsName NameOf(string text) => DnsName.Parse(text.EndsWith('.') ? text : text + ".");
 
     /// <summary>Starts, restarts or stops engines so that they match the configuration's secondary zones
     /// and the members of the catalogs it consumes.</summary>
@@ -76,14 +75,14 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
         _config = config;
         _policy = policy;
         var wanted = new Dictionary<DnsName, (ZoneConfig Zone, string Settings)>();
-        var configured = config.Zones.Select(z => NameOf(z.Name)).ToHashSet();
+        var configured = config.Zones.Select(z => ServerConfig.AbsoluteName(z.Name)).ToHashSet();
         foreach (var zc in config.Zones)
             if (zc.Type == "secondary")
-                wanted[NameOf(zc.Name)] = (zc, $"{zc.File}|{string.Join(',', zc.Primaries!)}|{KeysOf(zc, policy)}|{zc.CatalogRole}");
+                wanted[ServerConfig.AbsoluteName(zc.Name)] = (zc, $"{zc.File}|{string.Join(',', zc.Primaries!)}|{KeysOf(zc, policy)}|{zc.CatalogRole}");
         foreach (var zc in config.Zones.Where(z => z.CatalogRole == "interpret"))
         {
             IReadOnlyList<DnsName>? members;
-            lock (_lock) _catalogMembers.TryGetValue(NameOf(zc.Name), out members);
+            lock (_lock) _catalogMembers.TryGetValue(ServerConfig.AbsoluteName(zc.Name), out members);
             foreach (var member in members ?? [])
             {
                 // A zone the configuration names itself stays as configured (RFC 9432 §5.1).
@@ -112,7 +111,7 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
                 var primaries = zc.Primaries!.Select(p =>
                 {
                     var (endPoint, keyName) = ServerConfig.ParsePeer(p);
-                    TsigKey? key = keyName is null ? null : policy.Keys.Keys.FirstOrDefault(k => k.Name == DnsName.Parse(keyName.EndsWith('.') ? keyName : keyName + ".").ToLowerInvariant());
+                    TsigKey? key = keyName is null ? null : policy.Keys.Find(ServerConfig.AbsoluteName(keyName).Wire);
                     return new PrimaryServer(endPoint, key);
                 }).ToArray();
                 Entry? entry = null;
