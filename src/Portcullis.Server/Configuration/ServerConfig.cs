@@ -121,6 +121,10 @@ public sealed class ZoneConfig
     public string? CatalogZone { get; set; }
     /// <summary>Servers to NOTIFY when the zone changes (RFC 1996), each "ADDRESS[@PORT] [key NAME]".</summary>
     public List<string>? Notify { get; set; }
+    /// <summary>Also NOTIFY the zone's own name servers (the apex NS, except the SOA MNAME: RFC 1996 §3.3),
+    /// at the addresses the zone itself gives them (port 53; names outside the zone are skipped: there is
+    /// no resolver yet). BIND's notify yes; off by default, as Knot.</summary>
+    public bool NotifyNs { get; set; }
     /// <summary>Per-zone access lists; null inherits the server-wide list of the same name.</summary>
     public List<string>? AllowQuery { get; set; }
     public List<string>? AllowTransfer { get; set; }

@@ -103,14 +103,9 @@ public sealed class DnsServer : IDisposable
     {
         var config = _config;
         var zc = config.Zones.Find(z => ServerConfig.AbsoluteName(z.Name) == zone.Origin);
-        if (zc?.Notify is not { Count: > 0 } list) return;
-        var keys = Processor.Options.Security.Keys;
-        var targets = list.Select(text =>
-        {
-            var (endPoint, keyName) = ServerConfig.ParsePeer(text);
-            var key = keyName is null ? null : keys.Find(ServerConfig.AbsoluteName(keyName).Wire);
-            return new Replication.NotifyTarget(endPoint, key);
-        }).ToList();
+        if (zc is null) return;
+        var targets = NotifyTargets(zc, zone, Processor.Options.Security.Keys);
+        if (targets.Count == 0) return;
         IPAddress? source = _tcp.Count > 0 && !_tcp[0].LocalEndPoint.Address.Equals(IPAddress.Any) && !_tcp[0].LocalEndPoint.Address.Equals(IPAddress.IPv6Any)
             ? _tcp[0].LocalEndPoint.Address : null;
         var soa = new Protocol.Records.ResourceRecord(zone.Origin, Protocol.Records.RecordType.SOA, zone.Class, zone.Soa.Ttl, zone.Soa.First.ToArray());
@@ -119,6 +114,34 @@ public sealed class DnsServer : IDisposable
     }
 
     private readonly SecondaryZones _secondaries;
+
+    /// <summary>
+    /// Who is NOTIFYed of a new version: the zone's notify: list, and with notify-ns the addresses of
+    /// the apex NS names found in the zone itself, except the SOA MNAME (RFC 1996 §3.3: the primary),
+    /// on port 53 without a key; duplicates once.
+    /// </summary>
+    internal static List<Replication.NotifyTarget> NotifyTargets(ZoneConfig zc, Zone zone, Protocol.Tsig.TsigKeyRing keys)
+    {
+        var targets = new List<Replication.NotifyTarget>();
+        foreach (var text in zc.Notify ?? [])
+        {
+            var (endPoint, keyName) = ServerConfig.ParsePeer(text);
+            targets.Add(new Replication.NotifyTarget(endPoint, keyName is null ? null : keys.Find(ServerConfig.AbsoluteName(keyName).Wire)));
+        }
+        if (!zc.NotifyNs) return targets;
+        var records = zone.Records().ToList();
+        var soa = records.First(r => r.Type == Protocol.Records.RecordType.SOA);
+        var mname = DnsName.FromWire(soa.Data.AsSpan(0, DnsName.TryMeasureWire(soa.Data, out int length, out _) ? length : 1));
+        var servers = records.Where(r => r.Type == Protocol.Records.RecordType.NS && r.Owner == zone.Origin)
+            .Select(r => DnsName.FromWire(r.Data)).Where(n => n != mname).ToHashSet();
+        foreach (var r in records)
+            if (r.Type is Protocol.Records.RecordType.A or Protocol.Records.RecordType.AAAA && servers.Contains(r.Owner))
+            {
+                var endPoint = new IPEndPoint(new IPAddress(r.Data), 53);
+                if (!targets.Exists(t => t.EndPoint.Equals(endPoint))) targets.Add(new Replication.NotifyTarget(endPoint, null));
+            }
+        return targets;
+    }
 
     /// <summary>The catalog anew from the primary zones loaded and what the secondary zones serve, swapped in.</summary>
     private void RebuildCatalog()
