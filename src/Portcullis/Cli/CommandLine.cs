@@ -24,6 +24,7 @@ public static class CommandLine
             QueryCommand.Create(stdout, stderr),
             CheckCommand.Create(stdout, stderr),
             TsigKeygenCommand.Create(stdout, stderr),
+            DnssecCommand.Create(stdout, stderr),
         };
         var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });   // `query @server`: no @response files
         var configuration = new InvocationConfiguration { Output = stdout, Error = stderr };

@@ -1,0 +1,239 @@
+using System.Security.Cryptography;
+using System.Text;
+using Portcullis.Protocol.Names;
+using Portcullis.Protocol.Records;
+using Portcullis.Protocol.Records.Text;
+using Portcullis.Protocol.ZoneText;
+
+namespace Portcullis.Protocol.Dnssec;
+
+/// <summary>How a zone is signed.</summary>
+public sealed record ZoneSigningOptions
+{
+    /// <summary>Signature validity after now (RFC 6781 §4.4.2); 14 days as Knot and BIND's defaults are in that range.</summary>
+    public TimeSpan Validity { get; init; } = TimeSpan.FromDays(14);
+    /// <summary>How far back inception is set, for validators whose clocks lag.</summary>
+    public TimeSpan InceptionOffset { get; init; } = TimeSpan.FromHours(1);
+    /// <summary>NSEC3 (RFC 5155) instead of NSEC (RFC 4034 §4).</summary>
+    public bool Nsec3 { get; init; }
+    /// <summary>RFC 9276 §3.1: additional iterations SHOULD be 0.</summary>
+    public ushort Nsec3Iterations { get; init; }
+    /// <summary>RFC 9276 §3.1: the salt SHOULD be empty.</summary>
+    public byte[] Nsec3Salt { get; init; } = [];
+}
+
+/// <summary>
+/// Signs a whole zone offline: DNSKEY RRset at the apex, an RRSIG on every authoritative RRset,
+/// and an NSEC or NSEC3 chain (RFC 4035 §2). Input records are the unsigned zone (old DNSSEC
+/// records are dropped); the result is in canonical order, so the same input, keys and time give
+/// the same records except for ECDSA's random signatures.
+/// </summary>
+public static class ZoneSigner
+{
+    public static List<ResourceRecord> Sign(DnsName apex, IEnumerable<ResourceRecord> records, IReadOnlyList<DnssecPrivateKey> keys,
+        DateTimeOffset now, ZoneSigningOptions? options = null)
+    {
+        options ??= new ZoneSigningOptions();
+        if (keys.Count == 0) throw new ArgumentException("no keys to sign with", nameof(keys));
+        var inception = now - options.InceptionOffset;
+        var expiration = now + options.Validity;
+
+        // Drop what signing makes anew; keep DNSKEYs already in the zone (pre-published keys).
+        var input = new List<ResourceRecord>();
+        ResourceRecord? soa = null;
+        foreach (var r in records)
+        {
+            if (r.Type is RecordType.RRSIG or RecordType.NSEC or RecordType.NSEC3 or RecordType.NSEC3PARAM) continue;
+            if (!r.Owner.IsSubdomainOf(apex)) continue;
+            if (r.Type == RecordType.SOA && r.Owner.Equals(apex)) soa = r;
+            input.Add(r);
+        }
+        if (soa is null) throw new ArgumentException("the zone has no SOA at its apex", nameof(records));
+        uint soaMinimum = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(soa.Data.AsSpan(soa.Data.Length - 4));
+        // RFC 9077 §3: NSEC/NSEC3 TTL is the smaller of the SOA's minimum and its own TTL.
+        uint negativeTtl = Math.Min(soaMinimum, soa.Ttl);
+        uint dnskeyTtl = soa.Ttl;
+        foreach (var r in input)
+            if (r.Type == RecordType.DNSKEY && r.Owner.Equals(apex)) { dnskeyTtl = r.Ttl; break; }
+        foreach (var key in keys) input.Add(DnssecSigner.DnskeyRecord(key, dnskeyTtl));
+        if (options.Nsec3)
+            input.Add(new ResourceRecord(apex, RecordType.NSEC3PARAM, soa.Class, 0, Nsec3ParamRdata(options)));
+
+        var sorted = ZoneWriter.SortCanonical(input);
+        // Group into owners, each with its RRsets (sorted: the records of one RRset are adjacent).
+        var owners = new List<(DnsName Name, List<List<ResourceRecord>> Rrsets)>();
+        foreach (var r in sorted)
+        {
+            if (owners.Count == 0 || !owners[^1].Name.Equals(r.Owner)) owners.Add((r.Owner, []));
+            var sets = owners[^1].Rrsets;
+            if (sets.Count == 0 || sets[^1][0].Type != r.Type || sets[^1][0].Class != r.Class) sets.Add([]);
+            // RFC 2181 §5.2: one TTL per RRset; the first one wins.
+            sets[^1].Add(sets[^1].Count == 0 ? r : r.WithTtl(sets[^1][0].Ttl));
+        }
+
+        // Zone cuts (NS below the apex) and DNAME owners: names below them are not authoritative
+        // (RFC 4035 §2.2: glue and occluded data are neither signed nor in the chain).
+        DnsName? cut = null;
+        var output = new List<ResourceRecord>();
+        var chainNames = new List<(DnsName Name, List<RecordType> Types, bool Signed)>();
+        var (kskBy, zskBy) = SplitKeys(keys);
+        foreach (var (name, rrsets) in owners)
+        {
+            if (cut is not null && !name.Equals(cut) && name.IsSubdomainOf(cut))
+            {
+                foreach (var set in rrsets) output.AddRange(set);   // glue or occluded: copied unsigned
+                continue;
+            }
+            cut = null;
+            bool isDelegation = !name.Equals(apex) && rrsets.Exists(s => s[0].Type == RecordType.NS);
+            bool isDname = rrsets.Exists(s => s[0].Type == RecordType.DNAME);
+            if (isDelegation || isDname) cut = name;
+            var types = new List<RecordType>();
+            bool signedHere = false;
+            foreach (var set in rrsets)
+            {
+                output.AddRange(set);
+                var type = set[0].Type;
+                // At a delegation only NS and DS are the parent's to list; only DS is signed (RFC 4035 §2.2).
+                if (isDelegation && type is not (RecordType.NS or RecordType.DS)) continue;
+                types.Add(type);
+                if (isDelegation && type != RecordType.DS) continue;
+                var signers = type == RecordType.DNSKEY && name.Equals(apex) ? kskBy : zskBy;
+                foreach (var key in signers) output.Add(DnssecSigner.SignRrset(set, key, inception, expiration));
+                signedHere = true;
+            }
+            chainNames.Add((name, types, signedHere));
+        }
+
+        if (options.Nsec3) AddNsec3Chain(apex, chainNames, options, negativeTtl, soa.Class, zskBy, inception, expiration, output);
+        else AddNsecChain(apex, chainNames, negativeTtl, soa.Class, zskBy, inception, expiration, output);
+        return ZoneWriter.SortCanonical(output);
+    }
+
+    /// <summary>
+    /// Which keys sign what: per algorithm, SEP keys sign the DNSKEY RRset and the others the
+    /// rest; an algorithm with only one kind of key uses it for both (a combined signing key).
+    /// Every algorithm in the DNSKEY RRset signs every RRset (RFC 4035 §2.2, RFC 6840 §5.11).
+    /// </summary>
+    private static (List<DnssecPrivateKey> Ksk, List<DnssecPrivateKey> Zsk) SplitKeys(IReadOnlyList<DnssecPrivateKey> keys)
+    {
+        var ksk = new List<DnssecPrivateKey>();
+        var zsk = new List<DnssecPrivateKey>();
+        foreach (var algorithm in keys.Select(k => k.Algorithm).Distinct())
+        {
+            var sep = keys.Where(k => k.Algorithm == algorithm && k.IsKsk).ToList();
+            var other = keys.Where(k => k.Algorithm == algorithm && !k.IsKsk).ToList();
+            ksk.AddRange(sep.Count > 0 ? sep : other);
+            zsk.AddRange(other.Count > 0 ? other : sep);
+        }
+        return (ksk, zsk);
+    }
+
+    private static void AddNsecChain(DnsName apex, List<(DnsName Name, List<RecordType> Types, bool Signed)> names, uint ttl,
+        RecordClass @class, List<DnssecPrivateKey> signers, DateTimeOffset inception, DateTimeOffset expiration, List<ResourceRecord> output)
+    {
+        // RFC 4034 §4.1: next owner in canonical order, the last pointing back to the apex; the
+        // bitmap lists the types at the owner plus RRSIG and NSEC (the NSEC is itself signed).
+        for (int i = 0; i < names.Count; i++)
+        {
+            var (name, types, _) = names[i];
+            var next = i + 1 < names.Count ? names[i + 1].Name : apex;
+            var bitmap = new List<RecordType>(types) { RecordType.RRSIG, RecordType.NSEC };
+            byte[] rdata = [.. next.Wire, .. TypeBitmap(bitmap)];
+            var nsec = new ResourceRecord(name, RecordType.NSEC, @class, ttl, rdata);
+            output.Add(nsec);
+            foreach (var key in signers) output.Add(DnssecSigner.SignRrset([nsec], key, inception, expiration));
+        }
+    }
+
+    private static void AddNsec3Chain(DnsName apex, List<(DnsName Name, List<RecordType> Types, bool Signed)> names,
+        ZoneSigningOptions options, uint ttl, RecordClass @class, List<DnssecPrivateKey> signers,
+        DateTimeOffset inception, DateTimeOffset expiration, List<ResourceRecord> output)
+    {
+        // RFC 5155 §7.1: every authoritative name and every empty non-terminal between them and
+        // the apex gets an NSEC3; with opt-out off, every delegation too.
+        var byName = new Dictionary<DnsName, List<RecordType>>();
+        var signedAt = new HashSet<DnsName>();
+        foreach (var (name, types, signed) in names)
+        {
+            byName[name] = types;
+            if (signed) signedAt.Add(name);
+        }
+        foreach (var (name, _, _) in names)
+        {
+            for (var parent = name; !parent.Equals(apex) && parent.LabelCount > apex.LabelCount;)
+            {
+                parent = parent.Parent();
+                if (!byName.ContainsKey(parent)) byName[parent] = [];
+            }
+        }
+        var hashed = new List<(byte[] Hash, List<RecordType> Types)>();
+        foreach (var (name, types) in byName)
+        {
+            var bitmap = new List<RecordType>(types);
+            // RRSIG is listed when the original name has signatures (RFC 5155 §3.2.1); an empty
+            // non-terminal or an insecure delegation has none.
+            if (signedAt.Contains(name)) bitmap.Add(RecordType.RRSIG);
+            hashed.Add((Nsec3Hash(name, options.Nsec3Salt, options.Nsec3Iterations), bitmap));
+        }
+        hashed.Sort((a, b) => a.Hash.AsSpan().SequenceCompareTo(b.Hash));
+        byte[] parameters = [1, 0, (byte)(options.Nsec3Iterations >> 8), (byte)options.Nsec3Iterations,
+            (byte)options.Nsec3Salt.Length, .. options.Nsec3Salt];
+        for (int i = 0; i < hashed.Count; i++)
+        {
+            var (hash, types) = hashed[i];
+            var next = hashed[(i + 1) % hashed.Count].Hash;
+            byte[] rdata = [.. parameters, (byte)next.Length, .. next, .. TypeBitmap(types)];
+            var sb = new StringBuilder();
+            BinaryText.AppendBase32Hex(sb, hash);
+            var owner = apex.Prepend(Encoding.ASCII.GetBytes(sb.ToString().ToLowerInvariant()));
+            var nsec3 = new ResourceRecord(owner, RecordType.NSEC3, @class, ttl, rdata);
+            output.Add(nsec3);
+            foreach (var key in signers) output.Add(DnssecSigner.SignRrset([nsec3], key, inception, expiration));
+        }
+    }
+
+    /// <summary>NSEC3PARAM RDATA: SHA-1, flags 0, iterations, salt (RFC 5155 §4.2).</summary>
+    private static byte[] Nsec3ParamRdata(ZoneSigningOptions options) =>
+        [1, 0, (byte)(options.Nsec3Iterations >> 8), (byte)options.Nsec3Iterations, (byte)options.Nsec3Salt.Length, .. options.Nsec3Salt];
+
+    /// <summary>
+    /// RFC 5155 §5: IH(salt, x, 0) = H(x | salt), IH(salt, x, k) = H(IH(salt, x, k-1) | salt), with
+    /// x the owner in canonical (lowered) wire form and H SHA-1.
+    /// </summary>
+    public static byte[] Nsec3Hash(DnsName name, ReadOnlySpan<byte> salt, int iterations)
+    {
+        byte[] wire = name.Wire.ToArray();
+        DnsName.LowerLabels(wire);
+        byte[] digest = SHA1.HashData([.. wire, .. salt]);
+        for (int i = 0; i < iterations; i++) digest = SHA1.HashData([.. digest, .. salt]);
+        return digest;
+    }
+
+    /// <summary>
+    /// The type bitmap of RFC 4034 §4.1.2: for each window (high octet of the type) that has
+    /// types, the window number, the bitmap length, and the bitmap trimmed of trailing zero octets.
+    /// </summary>
+    public static byte[] TypeBitmap(IEnumerable<RecordType> types)
+    {
+        var sortedTypes = types.Select(t => (ushort)t).Distinct().Order().ToList();
+        var result = new List<byte>();
+        int index = 0;
+        while (index < sortedTypes.Count)
+        {
+            int window = sortedTypes[index] >> 8;
+            var bits = new byte[32];
+            int length = 0;
+            for (; index < sortedTypes.Count && sortedTypes[index] >> 8 == window; index++)
+            {
+                int low = sortedTypes[index] & 0xFF;
+                bits[low / 8] |= (byte)(0x80 >> (low % 8));
+                length = low / 8 + 1;
+            }
+            result.Add((byte)window);
+            result.Add((byte)length);
+            result.AddRange(bits.AsSpan(0, length));
+        }
+        return [.. result];
+    }
+}
