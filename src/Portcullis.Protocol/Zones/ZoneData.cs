@@ -92,6 +92,47 @@ public sealed class ZoneData
         NameCount = nameCount;
         Apex = Find(origin.Wire);
         if (sets.Length > setCount) NegativeSoa = new RecordSet(this, setCount);
+        _nsec = BuildNsecOrder();
+    }
+
+    /// <summary>
+    /// The NSEC RRsets in canonical order of their owners (RFC 4034 §6.1), built once at load so that
+    /// the NSEC covering a name that does not exist (RFC 4035 §3.1.3.2) is a binary search.
+    /// </summary>
+    private readonly int[] _nsec;
+
+    private int[] BuildNsecOrder()
+    {
+        int count = 0;
+        for (int i = 0; i < _setCount; i++) if (Sets[i].Type == RecordType.NSEC) count++;
+        if (count == 0) return [];
+        var order = new int[count];
+        count = 0;
+        for (int i = 0; i < _setCount; i++) if (Sets[i].Type == RecordType.NSEC) order[count++] = i;
+        Array.Sort(order, (a, b) => DnsName.CompareCanonical(NameOf(Sets[a].Node), NameOf(Sets[b].Node)));
+        return order;
+    }
+
+    /// <summary>True when the zone holds an NSEC chain (a zone signed with NSEC).</summary>
+    public bool HasNsec => _nsec.Length > 0;
+
+    /// <summary>
+    /// The NSEC whose owner is the name itself or the last one before it in canonical order: the
+    /// NSEC at an existing name, else the one that covers it (RFC 4034 §4.1, RFC 4035 §3.1.3). The
+    /// last NSEC, whose next name is the apex, covers the names after it. Missing without a chain.
+    /// </summary>
+    public RecordSet FindNsec(ReadOnlySpan<byte> wire)
+    {
+        var order = _nsec;
+        if (order.Length == 0) return default;
+        int lo = 0, hi = order.Length - 1, found = order.Length - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (DnsName.CompareCanonical(NameOf(Sets[order[mid]].Node), wire) <= 0) { found = mid; lo = mid + 1; }
+            else hi = mid - 1;
+        }
+        return new RecordSet(this, order[found]);
     }
 
     public DnsName Origin { get; }
@@ -109,6 +150,9 @@ public sealed class ZoneData
     public RecordSet NegativeSoa { get; }
 
     public ZoneNode this[int node] => (uint)node < (uint)_nodeCount ? new ZoneNode(this, node) : throw new ArgumentOutOfRangeException(nameof(node));
+
+    /// <summary>The RRset with this number (<see cref="RecordSet.Index"/>), or a missing set.</summary>
+    public RecordSet GetSet(int index) => (uint)index < (uint)Sets.Length ? new RecordSet(this, index) : default;
 
     internal static int BucketOf(int hash, int shift) => (int)((uint)hash * 2654435769u >> shift);
 
@@ -203,6 +247,22 @@ public readonly struct ZoneNode : IEquatable<ZoneNode>
         var sets = _zone!.Sets;
         for (int i = e.FirstSet, end = e.FirstSet + e.SetCount; i < end; i++)
             if (sets[i].Type == type) return new RecordSet(_zone, i);
+        return default;
+    }
+
+    /// <summary>The RRSIG RRset covering this type at this node (RRSIGs are held one set per covered type), or a missing set.</summary>
+    public RecordSet GetSignatures(RecordType covered)
+    {
+        ref readonly var e = ref Entry;
+        var sets = _zone!.Sets;
+        var rdata = _zone.Rdata;
+        for (int i = e.FirstSet, end = e.FirstSet + e.SetCount; i < end; i++)
+        {
+            ref readonly var s = ref sets[i];
+            // Packed records: a 16-bit length, then the RDATA whose first field is the type covered (RFC 4034 §3.1).
+            if (s.Type == RecordType.RRSIG && BinaryPrimitives.ReadUInt16BigEndian(rdata.AsSpan(s.Data + 2)) == (ushort)covered)
+                return new RecordSet(_zone, i);
+        }
         return default;
     }
 

@@ -40,7 +40,27 @@ public static class Answerer
 
     private static ReadOnlySpan<byte> WildcardLabel => [1, (byte)'*'];
 
-    public static AnswerResult Answer(Zone zone, scoped ReadOnlySpan<byte> qname, RecordType qtype, bool minimalAny, ref DnsMessageWriter w)
+    public static AnswerResult Answer(Zone zone, scoped ReadOnlySpan<byte> qname, RecordType qtype, bool minimalAny, ref DnsMessageWriter w) =>
+        Answer(zone, qname, qtype, minimalAny, dnssecOk: false, ref w);
+
+    /// <summary>
+    /// As above; with <paramref name="dnssecOk"/> (the query's EDNS DO bit, RFC 3225) the answer
+    /// carries what RFC 4035 §3.1 asks of a signed zone: the RRSIGs of every RRset written in the
+    /// answer and authority sections (and in the additional section when they fit), the NSEC proofs
+    /// of negative and wildcard answers, DS or its absence at referrals. A zone without signatures
+    /// or NSEC records answers the same either way.
+    /// </summary>
+    public static AnswerResult Answer(Zone zone, scoped ReadOnlySpan<byte> qname, RecordType qtype, bool minimalAny, bool dnssecOk, ref DnsMessageWriter w)
+    {
+        var proofs = new Proofs();
+        var result = AnswerCore(zone, qname, qtype, minimalAny, dnssecOk, ref w, ref proofs);
+        // The proofs not written yet go last in the authority section; an answer that was cut short
+        // gets none. If one does not fit the client must ask over TCP (RFC 4035 §3.1.1).
+        if (proofs.Count > proofs.Written && !result.Truncated && !FlushProofs(ref w, zone, ref proofs)) result = result with { Truncated = true };
+        return result;
+    }
+
+    private static AnswerResult AnswerCore(Zone zone, scoped ReadOnlySpan<byte> qname, RecordType qtype, bool minimalAny, bool dnssec, ref DnsMessageWriter w, ref Proofs proofs)
     {
         Span<byte> chase = stackalloc byte[DnsName.MaxLength];
         Span<byte> synth = stackalloc byte[DnsName.MaxLength + 2];
@@ -79,7 +99,9 @@ public static class Answerer
                 // RFC 1034 §4.3.2 step 3b: a referral. After a CNAME the answer keeps its AA.
                 var ns = cutNode.Get(RecordType.NS);
                 if (!WriteSet(ref w, ns, default, DnsSection.Authority)) truncated = true;
-                else if (!WriteAdditional(ref w, ns, ref added, ref addedCount, mustFit: true)) truncated = true;
+                else if (dnssec && !WriteReferralProof(ref w, zone, cutNode, ref proofs)) truncated = true;
+                else if (!FlushProofs(ref w, zone, ref proofs)) truncated = true;
+                else if (!WriteAdditional(ref w, ns, ref added, ref addedCount, mustFit: true, dnssec)) truncated = true;
                 return new AnswerResult(hop == 0 ? AnswerKind.Referral : kind, truncated, hop > 0, cutNode);
             }
 
@@ -88,7 +110,7 @@ public static class Answerer
                 var dname = dnameNode.Get(RecordType.DNAME);
                 if (Contains(ref chain, chainCount, dname)) return new(kind, false, true);
                 if (chainCount < AddedSets.Capacity) chain[chainCount++] = dname.Index;
-                if (!WriteSet(ref w, dname, default, DnsSection.Answer)) return new(kind, true, true);
+                if (!WriteSigned(ref w, dname, default, DnsSection.Answer, dnssec)) return new(kind, true, true);
                 // RFC 6672 §2.2: replace the DNAME owner suffix of the name with the DNAME target.
                 int prefixLength = offsets[n - dnameNode.LabelCount];
                 ReadOnlySpan<byte> target = dname.First;
@@ -117,10 +139,20 @@ public static class Answerer
                 if (hop == 0) wildcard = exact;
                 if (!exact.Exists)
                 {
-                    if (!WriteSet(ref w, zone.NegativeSoa, default, DnsSection.Authority)) truncated = true;
+                    if (!WriteSigned(ref w, zone.NegativeSoa, default, DnsSection.Authority, dnssec)) truncated = true;
+                    else if (dnssec)
+                    {
+                        // RFC 4035 §3.1.3.2: the NSEC that covers the name and the one that shows
+                        // there is no wildcard at the closest encloser (often the same RRset).
+                        proofs.Add(zone.Data.FindNsec(current));
+                        proofs.Add(zone.Data.FindNsec(synth[..(2 + ceSuffix.Length)]));
+                    }
                     return new AnswerResult(AnswerKind.NameError, truncated, true);
                 }
                 owner = current;
+                // RFC 4035 §3.1.3.3 and §3.1.3.4: an answer from a wildcard, positive or NODATA,
+                // proves that the name itself does not exist.
+                if (dnssec) proofs.Add(zone.Data.FindNsec(current));
             }
 
             // RFC 1034 §4.3.2 step 3a: restart at the canonical name unless the question asks for
@@ -130,7 +162,7 @@ public static class Answerer
                 var cname = exact.Get(RecordType.CNAME);
                 if (Contains(ref chain, chainCount, cname)) return new(kind, false, true, default, wildcard);
                 if (chainCount < AddedSets.Capacity) chain[chainCount++] = cname.Index;
-                if (!WriteSet(ref w, cname, owner, DnsSection.Answer)) return new(kind, true, true, default, wildcard);
+                if (!WriteSigned(ref w, cname, owner, DnsSection.Answer, dnssec)) return new(kind, true, true, default, wildcard);
                 ReadOnlySpan<byte> target = cname.First;
                 if (hop >= MaxChain || !IsInZone(target, zone)) return new(kind, false, true, default, wildcard);
                 target.CopyTo(chase);
@@ -143,7 +175,9 @@ public static class Answerer
                 bool any = false;
                 foreach (var set in exact.Sets)
                 {
-                    if (!WriteSet(ref w, set, owner, DnsSection.Answer)) return new(kind, true, true, default, wildcard);
+                    // With DO each RRSIG set goes out beside the RRset it covers.
+                    if (dnssec && set.Type == RecordType.RRSIG) continue;
+                    if (!WriteSigned(ref w, set, owner, DnsSection.Answer, dnssec)) return new(kind, true, true, default, wildcard);
                     any = true;
                     // RFC 8482 §4.2: over UDP one RRset is enough.
                     if (minimalAny) break;
@@ -166,12 +200,17 @@ public static class Answerer
             {
                 // At the first step the owner written is the question's name (the node's, or the
                 // wildcard's synthesis at it): the precomputed fragment applies.
-                if (!WriteSet(ref w, answer, owner, DnsSection.Answer, atQuestion: hop == 0)) return new(kind, true, true, default, wildcard);
-                WriteAdditional(ref w, answer, ref added, ref addedCount, mustFit: false);
+                if (!WriteSigned(ref w, answer, owner, DnsSection.Answer, dnssec, atQuestion: hop == 0)) return new(kind, true, true, default, wildcard);
+                // The wildcard proof belongs in the authority section, before any additional data.
+                if (dnssec && !FlushProofs(ref w, zone, ref proofs)) return new(kind, true, true, default, wildcard);
+                WriteAdditional(ref w, answer, ref added, ref addedCount, mustFit: false, dnssec);
                 return new(kind, false, true, default, wildcard);
             }
 
-            if (!WriteSet(ref w, zone.NegativeSoa, default, DnsSection.Authority)) truncated = true;
+            if (!WriteSigned(ref w, zone.NegativeSoa, default, DnsSection.Authority, dnssec)) truncated = true;
+            // RFC 4035 §3.1.3.1: the NSEC at the name shows the type is absent (for an empty
+            // non-terminal, the NSEC that covers it); at a wildcard, §3.1.3.4, the wildcard's NSEC.
+            else if (dnssec) proofs.Add(zone.Data.FindNsec(exact.Name));
             return new AnswerResult(hop == 0 ? AnswerKind.NoData : kind, truncated, true, default, wildcard);
         }
     }
@@ -198,14 +237,69 @@ public static class Answerer
         return true;
     }
 
+    /// <summary>
+    /// Writes an RRset and, with DO, the RRSIGs that cover it (under the same owner, so a wildcard's
+    /// signature goes out at the synthesised name and its labels field tells the validator, RFC 4035
+    /// §3.1.3.3); both or neither: an RRset never leaves without its signature (§3.1.1).
+    /// </summary>
+    private static bool WriteSigned(ref DnsMessageWriter w, RecordSet set, scoped ReadOnlySpan<byte> owner, DnsSection section, bool dnssec, bool atQuestion = false)
+    {
+        if (!dnssec) return WriteSet(ref w, set, owner, section, atQuestion);
+        var mark = w.GetMark();
+        if (!WriteSet(ref w, set, owner, section, atQuestion)) return false;
+        var signatures = set.Node.GetSignatures(set.Type);
+        if (!signatures.Exists || WriteSet(ref w, signatures, owner, section)) return true;
+        w.Rewind(mark);
+        return false;
+    }
+
+    /// <summary>
+    /// RFC 4035 §3.1.4: after the NS of a referral, the DS RRset and its RRSIG when the child is
+    /// signed, else the NSEC at the cut (with its RRSIG) proving there is no DS.
+    /// </summary>
+    private static bool WriteReferralProof(ref DnsMessageWriter w, Zone zone, ZoneNode cut, ref Proofs proofs)
+    {
+        var ds = cut.Get(RecordType.DS);
+        if (ds.Exists) return WriteSigned(ref w, ds, default, DnsSection.Authority, dnssec: true);
+        proofs.Add(cut.Get(RecordType.NSEC));
+        return true;
+    }
+
+    /// <summary>Writes the NSEC RRsets gathered so far, each once, with their RRSIGs, into the authority section.</summary>
+    private static bool FlushProofs(ref DnsMessageWriter w, Zone zone, ref Proofs proofs)
+    {
+        for (; proofs.Written < proofs.Count; proofs.Written++)
+        {
+            int set = proofs.Sets[proofs.Written];
+            bool seen = false;
+            for (int i = 0; i < proofs.Written; i++) if (proofs.Sets[i] == set) seen = true;
+            if (seen) continue;
+            if (!WriteSigned(ref w, zone.Data.GetSet(set), default, DnsSection.Authority, dnssec: true)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>NSEC RRsets an answer must carry, by number in the zone, gathered along the way.</summary>
+    private struct Proofs
+    {
+        public AddedSets Sets;
+        public int Count;
+        public int Written;
+
+        public void Add(RecordSet nsec)
+        {
+            if (nsec.Exists && Count < AddedSets.Capacity) Sets[Count++] = nsec.Index;
+        }
+    }
+
     /// <summary>Adds the addresses of NS/MX/SRV targets; false when one that must fit (glue) did not.</summary>
-    private static bool WriteAdditional(ref DnsMessageWriter w, RecordSet set, ref AddedSets added, ref int addedCount, bool mustFit)
+    private static bool WriteAdditional(ref DnsMessageWriter w, RecordSet set, ref AddedSets added, ref int addedCount, bool mustFit, bool dnssec)
     {
         bool allFit = true;
         foreach (var extra in set.Additional)
         {
             if (Contains(ref added, addedCount, extra)) continue;
-            if (!WriteSet(ref w, extra, default, DnsSection.Additional)) { allFit = false; if (mustFit) return false; continue; }
+            if (!WriteSigned(ref w, extra, default, DnsSection.Additional, dnssec)) { allFit = false; if (mustFit) return false; continue; }
             if (addedCount < AddedSets.Capacity) added[addedCount++] = extra.Index;
         }
         return allFit || !mustFit;

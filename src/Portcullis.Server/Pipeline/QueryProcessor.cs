@@ -436,7 +436,7 @@ public sealed class QueryProcessor : IQueryProcessor
         var w = new DnsMessageWriter(response[..(maxSize - optSpace)]);
         w.Header = h;
         w.TryWriteQuestion(qname[..qnameLength], qtype, qclass);
-        var result = Answerer.Answer(zone, qname[..qnameLength], qtype, minimalAny: !tcp, ref w);
+        var result = Answerer.Answer(zone, qname[..qnameLength], qtype, minimalAny: !tcp, reply.DnssecOk, ref w);
         w.Header.AuthoritativeAnswer = result.Authoritative && result.Kind != AnswerKind.Referral;
         w.Header.Truncated = result.Truncated;
         w.Header.Rcode = result.Kind switch
