@@ -624,7 +624,7 @@ public sealed class QueryProcessor : IQueryProcessor
     /// The client's serial is ours or newer in RFC 1982 §3.2 serial arithmetic: equal, or ahead by
     /// less than 2^31 (at exactly 2^31 the order is undefined, and the client gets the zone).
     /// </summary>
-    internal static bool IsUpToDate(uint client, uint ours) => client == ours || (client - ours is > 0 and < 0x80000000u);
+    internal static bool IsUpToDate(uint client, uint ours) => client == ours || Replication.SerialNumber.IsNewer(client, ours);
 
     /// <summary>
     /// Reads the authority section of an IXFR query for the client's SOA (RFC 1995 §3): its serial

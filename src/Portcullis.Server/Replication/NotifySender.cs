@@ -56,7 +56,7 @@ public sealed class NotifySender(ILogger logger, TimeProvider? time = null)
     {
         if (soa.Type != RecordType.SOA || soa.Owner != zone)
             throw new ArgumentException($"not the SOA of {zone}: {soa}", nameof(soa));
-        uint serial = TransferClient.SoaSerial(soa);
+        uint serial = SerialNumber.Of(soa);
         var (message, mac) = Build(zone, soa, target.Key);
         string? failure;
         try

@@ -82,7 +82,7 @@ public static class TransferClient
         var soa = message.Answers.Find(r => r.Type == RecordType.SOA && r.Owner == zone)
             ?? throw new TransferException($"{primary}: no SOA for {zone} in the answer (rcode {message.Rcode}, AA {message.Header.AuthoritativeAnswer})");
         if (!message.Header.AuthoritativeAnswer) throw new TransferException($"{primary}: not authoritative for {zone}");
-        return SoaSerial(soa);
+        return SerialNumber.Of(soa);
     }
 
     /// <summary>
@@ -138,7 +138,6 @@ public static class TransferClient
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
-    public static uint SoaSerial(ResourceRecord soa) => BinaryPrimitives.ReadUInt32BigEndian(soa.Data.AsSpan(soa.Data.Length - 20));
 
     private static (byte[] Query, byte[] Mac) Query(DnsName zone, RecordType type, uint? serial, TsigKey? key)
     {
@@ -254,11 +253,11 @@ public static class TransferClient
                     case State.First:
                         if (!isSoa) throw new TransferException($"{primary}: the transfer does not start with the SOA");
                         _soa = r;
-                        _serial = SoaSerial(r);
+                        _serial = SerialNumber.Of(r);
                         _state = State.Second;
                         break;
                     case State.Second:
-                        if (type == RecordType.IXFR && isSoa && SoaSerial(r) != _serial)
+                        if (type == RecordType.IXFR && isSoa && SerialNumber.Of(r) != _serial)
                         {
                             // Incremental: the first step starts with our old SOA.
                             _diff = new IxfrDiff(r, [], r, []);
@@ -291,7 +290,7 @@ public static class TransferClient
                         if (isSoa)
                         {
                             _diffs.Add(_diff!);
-                            if (SoaSerial(r) == _serial) { _state = State.Done; break; }
+                            if (SerialNumber.Of(r) == _serial) { _state = State.Done; break; }
                             _diff = new IxfrDiff(r, [], r, []);
                             _state = State.DiffDeletes;
                         }
@@ -313,8 +312,8 @@ public static class TransferClient
                 return new TransferResult(TransferKind.UpToDate, _serial, null, null, messages, bytes);
             if (_diffs.Count > 0)
             {
-                if (currentSerial is { } c && SoaSerial(_diffs[0].OldSoa) != c)
-                    throw new TransferException($"{primary}: IXFR starts from serial {SoaSerial(_diffs[0].OldSoa)}, not ours ({c})");
+                if (currentSerial is { } c && SerialNumber.Of(_diffs[0].OldSoa) != c)
+                    throw new TransferException($"{primary}: IXFR starts from serial {SerialNumber.Of(_diffs[0].OldSoa)}, not ours ({c})");
                 return new TransferResult(TransferKind.Incremental, _serial, null, _diffs, messages, bytes);
             }
             if (_records.Count == 0) _records.Add(_soa!);

@@ -231,7 +231,7 @@ public static class UpdateProcessor
         return null;
     }
 
-    private static uint SerialOf(byte[] soa) => BinaryPrimitives.ReadUInt32BigEndian(soa.AsSpan(soa.Length - 20));
+    private static uint SerialOf(byte[] soa) => BinaryPrimitives.ReadUInt32BigEndian(soa.AsSpan(soa.Length - 20));   // RDATA only (SerialNumber.Of takes a record)
 
     private static byte[] WithSerial(byte[] soa, uint serial)
     {

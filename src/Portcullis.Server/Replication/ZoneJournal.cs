@@ -84,7 +84,7 @@ public sealed class ZoneJournal : IDisposable
         get
         {
             var steps = _snapshot.Steps;
-            return steps.Length == 0 ? null : SoaSerial(steps[^1].NewSoa);
+            return steps.Length == 0 ? null : SerialNumber.Of(steps[^1].NewSoa);
         }
     }
 
@@ -94,7 +94,7 @@ public sealed class ZoneJournal : IDisposable
         get
         {
             var steps = _snapshot.Steps;
-            return steps.Length == 0 ? null : SoaSerial(steps[0].OldSoa);
+            return steps.Length == 0 ? null : SerialNumber.Of(steps[0].OldSoa);
         }
     }
 
@@ -186,9 +186,9 @@ public sealed class ZoneJournal : IDisposable
                 problem = "an entry that does not decode";
                 break;
             }
-            if (steps.Count > 0 && SoaSerial(step.OldSoa) != SoaSerial(steps[^1].NewSoa))
+            if (steps.Count > 0 && SerialNumber.Of(step.OldSoa) != SerialNumber.Of(steps[^1].NewSoa))
             {
-                problem = $"a break in the serial chain (a step from {SoaSerial(step.OldSoa)} after one to {SoaSerial(steps[^1].NewSoa)})";
+                problem = $"a break in the serial chain (a step from {SerialNumber.Of(step.OldSoa)} after one to {SerialNumber.Of(steps[^1].NewSoa)})";
                 break;
             }
             steps.Add(step);
@@ -234,9 +234,9 @@ public sealed class ZoneJournal : IDisposable
         {
             var file = _file ?? throw new ObjectDisposedException(nameof(ZoneJournal));
             var snapshot = _snapshot;
-            if (snapshot.Steps.Length > 0 && SoaSerial(diff.OldSoa) != SoaSerial(snapshot.Steps[^1].NewSoa))
+            if (snapshot.Steps.Length > 0 && SerialNumber.Of(diff.OldSoa) != SerialNumber.Of(snapshot.Steps[^1].NewSoa))
                 throw new ArgumentException(
-                    $"a step from serial {SoaSerial(diff.OldSoa)} does not continue the journal of {Origin}, which ends at {SoaSerial(snapshot.Steps[^1].NewSoa)}",
+                    $"a step from serial {SerialNumber.Of(diff.OldSoa)} does not continue the journal of {Origin}, which ends at {SerialNumber.Of(snapshot.Steps[^1].NewSoa)}",
                     nameof(diff));
             try
             {
@@ -268,7 +268,7 @@ public sealed class ZoneJournal : IDisposable
     public IReadOnlyList<IxfrDiff>? DiffsFrom(uint serial)
     {
         var steps = _snapshot.Steps;
-        return steps.Length == 0 ? null : Range(steps, serial, SoaSerial(steps[^1].NewSoa));
+        return steps.Length == 0 ? null : Range(steps, serial, SerialNumber.Of(steps[^1].NewSoa));
     }
 
     /// <summary>
@@ -284,7 +284,7 @@ public sealed class ZoneJournal : IDisposable
         int last = -1;
         for (int i = steps.Length - 1; i >= 0; i--)
         {
-            if (SoaSerial(steps[i].NewSoa) == to)
+            if (SerialNumber.Of(steps[i].NewSoa) == to)
             {
                 last = i;
                 break;
@@ -293,12 +293,12 @@ public sealed class ZoneJournal : IDisposable
         if (last < 0)
         {
             // Only the oldest serial is not any step's new one: asked from it to itself, nothing to send.
-            if (from == to && steps.Length > 0 && SoaSerial(steps[0].OldSoa) == to) return new ArraySegment<IxfrDiff>(steps, 0, 0);
+            if (from == to && steps.Length > 0 && SerialNumber.Of(steps[0].OldSoa) == to) return new ArraySegment<IxfrDiff>(steps, 0, 0);
             return null;
         }
         if (from == to) return new ArraySegment<IxfrDiff>(steps, last + 1, 0);
         for (int i = last; i >= 0; i--)
-            if (SoaSerial(steps[i].OldSoa) == from) return new ArraySegment<IxfrDiff>(steps, i, last - i + 1);
+            if (SerialNumber.Of(steps[i].OldSoa) == from) return new ArraySegment<IxfrDiff>(steps, i, last - i + 1);
         return null;
     }
 
@@ -317,12 +317,12 @@ public sealed class ZoneJournal : IDisposable
             var s = _snapshot;
             int n = s.Steps.Length;
             int needed = n;     // the first step a restart from the zone file needs
-            if (n > 0 && SoaSerial(s.Steps[^1].NewSoa) != zoneFileSerial)
+            if (n > 0 && SerialNumber.Of(s.Steps[^1].NewSoa) != zoneFileSerial)
             {
                 needed = 0;
                 for (int i = n - 1; i >= 0; i--)
                 {
-                    if (SoaSerial(s.Steps[i].OldSoa) == zoneFileSerial)
+                    if (SerialNumber.Of(s.Steps[i].OldSoa) == zoneFileSerial)
                     {
                         needed = i;
                         break;
@@ -471,10 +471,10 @@ public sealed class ZoneJournal : IDisposable
             problem = "the zone has no SOA record";
             return false;
         }
-        uint serial = SoaSerial(soa);
+        uint serial = SerialNumber.Of(soa);
         foreach (var diff in diffs)
         {
-            uint from = SoaSerial(diff.OldSoa), to = SoaSerial(diff.NewSoa);
+            uint from = SerialNumber.Of(diff.OldSoa), to = SerialNumber.Of(diff.NewSoa);
             if (from != serial)
             {
                 problem = $"a step from serial {from} where the zone has {serial}";
@@ -548,7 +548,6 @@ public sealed class ZoneJournal : IDisposable
     }
 
     /// <summary>The serial of a SOA record (RFC 1035 §3.3.13: the first of the five 32-bit fields ending the RDATA).</summary>
-    public static uint SoaSerial(ResourceRecord soa) => BinaryPrimitives.ReadUInt32BigEndian(soa.Data.AsSpan(soa.Data.Length - 20));
 
     // ---- encoding ----
 
@@ -556,7 +555,7 @@ public sealed class ZoneJournal : IDisposable
     {
         CheckSoa(diff.OldSoa, "old");
         CheckSoa(diff.NewSoa, "new");
-        uint from = SoaSerial(diff.OldSoa), to = SoaSerial(diff.NewSoa);
+        uint from = SerialNumber.Of(diff.OldSoa), to = SerialNumber.Of(diff.NewSoa);
         if (!SerialNumber.IsNewer(to, from))
             throw new ArgumentException($"a step of {Origin} from serial {from} to {to}: the new serial must be newer (RFC 1982)", nameof(diff));
         foreach (var r in diff.Deleted) CheckRecord(r);
@@ -639,7 +638,7 @@ public sealed class ZoneJournal : IDisposable
         if (!TryReadList(payload, ref at, origin, out var deleted)) return false;
         if (!TryReadRecord(payload, ref at, out var newSoa) || !IsSoaOf(newSoa, origin)) return false;
         if (!TryReadList(payload, ref at, origin, out var added)) return false;
-        if (at != payload.Length || !SerialNumber.IsNewer(SoaSerial(newSoa), SoaSerial(oldSoa))) return false;
+        if (at != payload.Length || !SerialNumber.IsNewer(SerialNumber.Of(newSoa), SerialNumber.Of(oldSoa))) return false;
         diff = new IxfrDiff(oldSoa, deleted, newSoa, added);
         return true;
     }

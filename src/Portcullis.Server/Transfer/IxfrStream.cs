@@ -54,8 +54,8 @@ public sealed class IxfrStream : IMessageStream
     {
         if (steps.Count == 0) throw new ArgumentException("an incremental transfer needs at least one step (an up-to-date client gets the SOA alone)", nameof(steps));
         _newest = steps[^1].NewSoa;
-        if (ZoneJournal.SoaSerial(_newest) != zone.Serial)
-            throw new ArgumentException($"the steps end at serial {ZoneJournal.SoaSerial(_newest)}, not at the zone's {zone.Serial}", nameof(steps));
+        if (SerialNumber.Of(_newest) != zone.Serial)
+            throw new ArgumentException($"the steps end at serial {SerialNumber.Of(_newest)}, not at the zone's {zone.Serial}", nameof(steps));
         _steps = steps;
         _framing = new TransferFraming(owner, zone.Origin, zone.Serial, "IXFR", query, qname, RecordType.IXFR, qclass,
             edns, dnssecOk, payloadSize, signer, client);

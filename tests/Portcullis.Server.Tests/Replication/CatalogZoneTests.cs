@@ -308,7 +308,7 @@ public sealed class CatalogZoneTests
                 var soa = client.Udp(members[i], RecordType.SOA);
                 Assert.Equal(Rcode.NoError, soa.Rcode);
                 Assert.True(soa.Header.AuthoritativeAnswer);
-                Assert.Equal(2024010101u + (uint)i, Portcullis.Server.Replication.TransferClient.SoaSerial(Assert.Single(soa.Answers)));
+                Assert.Equal(2024010101u + (uint)i, Portcullis.Server.Replication.SerialNumber.Of(Assert.Single(soa.Answers)));
                 var www = client.Udp("www." + members[i], RecordType.A);
                 Assert.Equal("192.0.2.80", RdataText.Format(RecordType.A, Assert.Single(www.Answers).Data));
             }

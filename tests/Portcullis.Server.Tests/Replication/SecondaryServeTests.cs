@@ -26,7 +26,7 @@ public sealed class SecondaryServeTests
         for (int i = 0; i < 200; i++)
         {
             last = server.Client().Udp(Origin, RecordType.SOA);
-            if (last.Rcode == Rcode.NoError && last.Answers.Count == 1 && Portcullis.Server.Replication.TransferClient.SoaSerial(last.Answers[0]) == serial) return last;
+            if (last.Rcode == Rcode.NoError && last.Answers.Count == 1 && Portcullis.Server.Replication.SerialNumber.Of(last.Answers[0]) == serial) return last;
             using var pause = new ManualResetEventSlim();
             pause.Wait(100);   // between polls of the served state, not standing in for it
         }

@@ -105,8 +105,8 @@ public sealed class UpdateProcessorTests
         Assert.NotNull(result.Diff);
         var after = Assert.IsType<Zone>(result.NewZone);
         var diff = result.Diff!;
-        Assert.Equal(before.Serial, TransferClient.SoaSerial(diff.OldSoa));
-        Assert.Equal(after.Serial, TransferClient.SoaSerial(diff.NewSoa));
+        Assert.Equal(before.Serial, SerialNumber.Of(diff.OldSoa));
+        Assert.Equal(after.Serial, SerialNumber.Of(diff.NewSoa));
         Assert.True(SerialNumber.IsNewer(after.Serial, before.Serial));
         // The diff is exactly what IXFR needs: old minus deleted plus added is the new zone (TTLs included).
         var expected = Lines(before).Where(l => !l.Contains(" soa ")).ToHashSet();

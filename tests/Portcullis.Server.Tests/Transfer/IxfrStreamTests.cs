@@ -231,7 +231,7 @@ public sealed class IxfrStreamTests
             await net.ReadExactlyAsync(query);
             var parsed = DnsMessage.Parse(query);
             var question = parsed.Questions[0];
-            uint clientSerial = ZoneJournal.SoaSerial(parsed.Authority.Single(r => r.Type == RecordType.SOA));
+            uint clientSerial = SerialNumber.Of(parsed.Authority.Single(r => r.Type == RecordType.SOA));
             IMessageSigner? signer = null;
             if (key is not null)
             {
