@@ -20,6 +20,43 @@ public sealed record ZoneSigningOptions
     public ushort Nsec3Iterations { get; init; }
     /// <summary>RFC 9276 §3.1: the salt SHOULD be empty.</summary>
     public byte[] Nsec3Salt { get; init; } = [];
+    /// <summary>
+    /// Expirations are spread over [validity - jitter, validity] so that re-signing comes in small
+    /// batches instead of the whole zone at once (BIND's signatures-jitter).
+    /// </summary>
+    public TimeSpan Jitter { get; init; }
+    /// <summary>
+    /// The zone as last signed: an RRSIG there is kept when its RRset is unchanged (same TTL and
+    /// RDATA), its key still signs that kind of RRset, and it expires later than now + Refresh.
+    /// This is what makes re-signing incremental: only changed RRsets and chain links are signed.
+    /// </summary>
+    public IReadOnlyList<ResourceRecord>? Previous { get; init; }
+    /// <summary>A kept signature must stay valid at least this long (BIND's signatures-refresh).</summary>
+    public TimeSpan Refresh { get; init; }
+    /// <summary>Output: how many signatures were made (the others were kept from <see cref="Previous"/>).</summary>
+    public SigningCounters? Counters { get; init; }
+}
+
+/// <summary>What a signing pass did.</summary>
+public sealed class SigningCounters
+{
+    public int Made;
+    public int Kept;
+    /// <summary>The earliest expiration among the zone's signatures (when refresh is next due: this minus Refresh).</summary>
+    public DateTimeOffset EarliestExpiration = DateTimeOffset.MaxValue;
+}
+
+/// <summary>
+/// The keys of a zone and what each does: <see cref="Published"/> go into the DNSKEY RRset,
+/// <see cref="KeySigners"/> sign the apex DNSKEY, CDS and CDNSKEY RRsets, <see cref="ZoneSigners"/>
+/// everything else, and <see cref="Cds"/> get a CDS (SHA-256) and CDNSKEY at the apex (RFC 7344).
+/// A key may sign unpublished (algorithm rollover, RFC 6781 §4.1.4) or be published without
+/// signing (pre-publication and retirement, §4.1.1.1).
+/// </summary>
+public sealed record SigningKeySet(IReadOnlyList<DnssecPrivateKey> Published, IReadOnlyList<DnssecPrivateKey> KeySigners,
+    IReadOnlyList<DnssecPrivateKey> ZoneSigners)
+{
+    public IReadOnlyList<DnssecPrivateKey> Cds { get; init; } = [];
 }
 
 /// <summary>
@@ -30,13 +67,22 @@ public sealed record ZoneSigningOptions
 /// </summary>
 public static class ZoneSigner
 {
+    /// <summary>Every key is published; per algorithm, SEP keys sign DNSKEY and the others the rest (see SplitKeys).</summary>
     public static List<ResourceRecord> Sign(DnsName apex, IEnumerable<ResourceRecord> records, IReadOnlyList<DnssecPrivateKey> keys,
         DateTimeOffset now, ZoneSigningOptions? options = null)
     {
-        options ??= new ZoneSigningOptions();
         if (keys.Count == 0) throw new ArgumentException("no keys to sign with", nameof(keys));
+        var (ksk, zsk) = SplitKeys(keys);
+        return Sign(apex, records, new SigningKeySet(keys, ksk, zsk), now, options);
+    }
+
+    public static List<ResourceRecord> Sign(DnsName apex, IEnumerable<ResourceRecord> records, SigningKeySet keys,
+        DateTimeOffset now, ZoneSigningOptions? options = null)
+    {
+        options ??= new ZoneSigningOptions();
+        if (keys.KeySigners.Count == 0 || keys.ZoneSigners.Count == 0) throw new ArgumentException("no keys to sign with", nameof(keys));
         var inception = now - options.InceptionOffset;
-        var expiration = now + options.Validity;
+        var signatures = new SignatureSource(options, now, inception);
 
         // Drop what signing makes anew; keep DNSKEYs already in the zone (pre-published keys).
         var input = new List<ResourceRecord>();
@@ -55,7 +101,14 @@ public static class ZoneSigner
         uint dnskeyTtl = soa.Ttl;
         foreach (var r in input)
             if (r.Type == RecordType.DNSKEY && r.Owner.Equals(apex)) { dnskeyTtl = r.Ttl; break; }
-        foreach (var key in keys) input.Add(DnssecSigner.DnskeyRecord(key, dnskeyTtl));
+        foreach (var key in keys.Published) input.Add(DnssecSigner.DnskeyRecord(key, dnskeyTtl));
+        // RFC 7344 §4: CDS and CDNSKEY at the apex tell the parent which DS to hold; TTL as DNSKEY's.
+        foreach (var key in keys.Cds)
+        {
+            input.Add(new ResourceRecord(apex, RecordType.CDNSKEY, soa.Class, dnskeyTtl, key.DnskeyRdata));
+            input.Add(new ResourceRecord(apex, RecordType.CDS, soa.Class, dnskeyTtl,
+                DsDigest.CreateDsRdata(apex, key.DnskeyRdata, DsDigestType.Sha256)!));
+        }
         if (options.Nsec3)
             input.Add(new ResourceRecord(apex, RecordType.NSEC3PARAM, soa.Class, 0, Nsec3ParamRdata(options)));
 
@@ -76,7 +129,8 @@ public static class ZoneSigner
         DnsName? cut = null;
         var output = new List<ResourceRecord>();
         var chainNames = new List<(DnsName Name, List<RecordType> Types, bool Signed)>();
-        var (kskBy, zskBy) = SplitKeys(keys);
+        var kskBy = keys.KeySigners;
+        var zskBy = keys.ZoneSigners;
         foreach (var (name, rrsets) in owners)
         {
             if (cut is not null && !name.Equals(cut) && name.IsSubdomainOf(cut))
@@ -98,16 +152,104 @@ public static class ZoneSigner
                 if (isDelegation && type is not (RecordType.NS or RecordType.DS)) continue;
                 types.Add(type);
                 if (isDelegation && type != RecordType.DS) continue;
-                var signers = type == RecordType.DNSKEY && name.Equals(apex) ? kskBy : zskBy;
-                foreach (var key in signers) output.Add(DnssecSigner.SignRrset(set, key, inception, expiration));
+                var signers = type is RecordType.DNSKEY or RecordType.CDS or RecordType.CDNSKEY && name.Equals(apex) ? kskBy : zskBy;
+                signatures.Sign(set, signers, output);
                 signedHere = true;
             }
             chainNames.Add((name, types, signedHere));
         }
 
-        if (options.Nsec3) AddNsec3Chain(apex, chainNames, options, negativeTtl, soa.Class, zskBy, inception, expiration, output);
-        else AddNsecChain(apex, chainNames, negativeTtl, soa.Class, zskBy, inception, expiration, output);
+        if (options.Nsec3) AddNsec3Chain(apex, chainNames, options, negativeTtl, soa.Class, zskBy, signatures, output);
+        else AddNsecChain(apex, chainNames, negativeTtl, soa.Class, zskBy, signatures, output);
         return ZoneWriter.SortCanonical(output);
+    }
+
+    /// <summary>
+    /// Makes the RRSIGs of an RRset, or keeps those of the previous signing when the RRset is the
+    /// same (owner, type, TTL, RDATA), the signing key is the same and the signature stays valid
+    /// beyond now + Refresh.
+    /// </summary>
+    private sealed class SignatureSource
+    {
+        private readonly ZoneSigningOptions _options;
+        private readonly DateTimeOffset _now;
+        private readonly DateTimeOffset _inception;
+        private readonly Dictionary<(DnsName, RecordType), (List<ResourceRecord> Rrset, List<ResourceRecord> Sigs)>? _previous;
+
+        public SignatureSource(ZoneSigningOptions options, DateTimeOffset now, DateTimeOffset inception)
+        {
+            _options = options;
+            _now = now;
+            _inception = inception;
+            if (options.Previous is null) return;
+            _previous = new();
+            foreach (var r in options.Previous)
+            {
+                var type = r.Type;
+                bool isSig = type == RecordType.RRSIG;
+                if (isSig)
+                {
+                    if (!Rrsig.TryRead(r.Data, out var sig)) continue;
+                    type = sig.TypeCovered;
+                }
+                if (!_previous.TryGetValue((r.Owner, type), out var entry)) _previous[(r.Owner, type)] = entry = ([], []);
+                (isSig ? entry.Sigs : entry.Rrset).Add(r);
+            }
+        }
+
+        public void Sign(List<ResourceRecord> rrset, IReadOnlyList<DnssecPrivateKey> signers, List<ResourceRecord> output)
+        {
+            var first = rrset[0];
+            List<ResourceRecord>? candidates = null;
+            if (_previous is not null && _previous.TryGetValue((first.Owner, first.Type), out var entry) && SameRrset(entry.Rrset, rrset))
+                candidates = entry.Sigs;
+            var counters = _options.Counters;
+            foreach (var key in signers)
+            {
+                var kept = candidates is null ? null : Reusable(candidates, key);
+                if (kept is null)
+                {
+                    var jitter = _options.Jitter > TimeSpan.Zero ? TimeSpan.FromSeconds(Random.Shared.NextDouble() * _options.Jitter.TotalSeconds) : TimeSpan.Zero;
+                    var expiration = _now + _options.Validity - jitter;
+                    kept = DnssecSigner.SignRrset(rrset, key, _inception, expiration);
+                    if (counters is not null) counters.Made++;
+                }
+                else if (counters is not null) counters.Kept++;
+                if (counters is not null && Rrsig.TryRead(kept.Data, out var s))
+                {
+                    var expires = Rrsig.ToInstant(s.Expiration, _now);
+                    if (expires < counters.EarliestExpiration) counters.EarliestExpiration = expires;
+                }
+                output.Add(kept);
+            }
+        }
+
+        private ResourceRecord? Reusable(List<ResourceRecord> sigs, DnssecPrivateKey key)
+        {
+            foreach (var r in sigs)
+            {
+                if (!Rrsig.TryRead(r.Data, out var sig) || sig.KeyTag != key.KeyTag || sig.Algorithm != key.Algorithm) continue;
+                if (Rrsig.ToInstant(sig.Inception, _now) > _now) continue;
+                if (Rrsig.ToInstant(sig.Expiration, _now) <= _now + _options.Refresh) continue;
+                // Matched by key tag and algorithm, not verified (verifying costs more than signing):
+                // key managers never give one zone two keys with the same tag and algorithm.
+                return r;
+            }
+            return null;
+        }
+
+        private static bool SameRrset(List<ResourceRecord> a, List<ResourceRecord> b)
+        {
+            if (a.Count != b.Count || a[0].Ttl != b[0].Ttl) return false;
+            foreach (var x in a)
+            {
+                bool found = false;
+                foreach (var y in b)
+                    if (x.Data.AsSpan().SequenceEqual(y.Data)) { found = true; break; }
+                if (!found) return false;
+            }
+            return true;
+        }
     }
 
     /// <summary>
@@ -130,7 +272,7 @@ public static class ZoneSigner
     }
 
     private static void AddNsecChain(DnsName apex, List<(DnsName Name, List<RecordType> Types, bool Signed)> names, uint ttl,
-        RecordClass @class, List<DnssecPrivateKey> signers, DateTimeOffset inception, DateTimeOffset expiration, List<ResourceRecord> output)
+        RecordClass @class, IReadOnlyList<DnssecPrivateKey> signers, SignatureSource signatures, List<ResourceRecord> output)
     {
         // RFC 4034 §4.1: next owner in canonical order, the last pointing back to the apex; the
         // bitmap lists the types at the owner plus RRSIG and NSEC (the NSEC is itself signed).
@@ -142,13 +284,13 @@ public static class ZoneSigner
             byte[] rdata = [.. next.Wire, .. TypeBitmap(bitmap)];
             var nsec = new ResourceRecord(name, RecordType.NSEC, @class, ttl, rdata);
             output.Add(nsec);
-            foreach (var key in signers) output.Add(DnssecSigner.SignRrset([nsec], key, inception, expiration));
+            signatures.Sign([nsec], signers, output);
         }
     }
 
     private static void AddNsec3Chain(DnsName apex, List<(DnsName Name, List<RecordType> Types, bool Signed)> names,
-        ZoneSigningOptions options, uint ttl, RecordClass @class, List<DnssecPrivateKey> signers,
-        DateTimeOffset inception, DateTimeOffset expiration, List<ResourceRecord> output)
+        ZoneSigningOptions options, uint ttl, RecordClass @class, IReadOnlyList<DnssecPrivateKey> signers,
+        SignatureSource signatures, List<ResourceRecord> output)
     {
         // RFC 5155 §7.1: every authoritative name and every empty non-terminal between them and
         // the apex gets an NSEC3; with opt-out off, every delegation too.
@@ -189,7 +331,7 @@ public static class ZoneSigner
             var owner = apex.Prepend(Encoding.ASCII.GetBytes(sb.ToString().ToLowerInvariant()));
             var nsec3 = new ResourceRecord(owner, RecordType.NSEC3, @class, ttl, rdata);
             output.Add(nsec3);
-            foreach (var key in signers) output.Add(DnssecSigner.SignRrset([nsec3], key, inception, expiration));
+            signatures.Sign([nsec3], signers, output);
         }
     }
 
