@@ -57,6 +57,20 @@ public static class DnssecAlgorithms
         _ => ((byte)algorithm).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
+    /// <summary>A signing algorithm by mnemonic (any case) or number, among those keys can be made for.</summary>
+    public static bool TryParseSigning(string text, out DnssecAlgorithm algorithm)
+    {
+        algorithm = text.Trim().ToLowerInvariant() switch
+        {
+            "ecdsap256sha256" or "13" => DnssecAlgorithm.EcdsaP256Sha256,
+            "ecdsap384sha384" or "14" => DnssecAlgorithm.EcdsaP384Sha384,
+            "ed25519" or "15" => DnssecAlgorithm.Ed25519,
+            "rsasha256" or "8" => DnssecAlgorithm.RsaSha256,
+            _ => 0,
+        };
+        return algorithm != 0;
+    }
+
     public static string ToText(DsDigestType digest) => digest switch
     {
         DsDigestType.Sha1 => "SHA-1",

@@ -33,6 +33,8 @@ public sealed record ZoneSigningOptions
     public IReadOnlyList<ResourceRecord>? Previous { get; init; }
     /// <summary>A kept signature must stay valid at least this long (BIND's signatures-refresh).</summary>
     public TimeSpan Refresh { get; init; }
+    /// <summary>TTL of the DNSKEY, CDS and CDNSKEY RRsets (default: a DNSKEY TTL in the input, else the SOA's).</summary>
+    public uint? DnskeyTtl { get; init; }
     /// <summary>Output: how many signatures were made (the others were kept from <see cref="Previous"/>).</summary>
     public SigningCounters? Counters { get; init; }
 }
@@ -98,9 +100,10 @@ public static class ZoneSigner
         uint soaMinimum = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(soa.Data.AsSpan(soa.Data.Length - 4));
         // RFC 9077 §3: NSEC/NSEC3 TTL is the smaller of the SOA's minimum and its own TTL.
         uint negativeTtl = Math.Min(soaMinimum, soa.Ttl);
-        uint dnskeyTtl = soa.Ttl;
-        foreach (var r in input)
-            if (r.Type == RecordType.DNSKEY && r.Owner.Equals(apex)) { dnskeyTtl = r.Ttl; break; }
+        uint dnskeyTtl = options.DnskeyTtl ?? soa.Ttl;
+        if (options.DnskeyTtl is null)
+            foreach (var r in input)
+                if (r.Type == RecordType.DNSKEY && r.Owner.Equals(apex)) { dnskeyTtl = r.Ttl; break; }
         foreach (var key in keys.Published) input.Add(DnssecSigner.DnskeyRecord(key, dnskeyTtl));
         // RFC 7344 §4: CDS and CDNSKEY at the apex tell the parent which DS to hold; TTL as DNSKEY's.
         foreach (var key in keys.Cds)

@@ -106,8 +106,24 @@ public static class ConfigLoader
                 if (keyName is not null && !config.Keys.Exists(k => string.Equals(k.Name.TrimEnd('.'), keyName.TrimEnd('.'), StringComparison.OrdinalIgnoreCase)))
                     throw new ConfigException($"{where}: zones: {z.Name}: '{peer}': no key named {keyName} under keys", peer);
             }
+            if (z.DnssecPolicy is not null && !z.DnssecSigning)
+                throw new ConfigException($"{where}: zones: zone {z.Name}: dnssec-policy without dnssec-signing: true", z.DnssecPolicy);
+            if (z.DnssecSigning)
+            {
+                if (z.File.StartsWith(Hosting.DnsServer.EmbeddedPrefix, StringComparison.Ordinal))
+                    throw new ConfigException($"{where}: zones: zone {z.Name}: dnssec-signing needs a zone file (keys and signatures are kept beside it)", z.Name);
+                try { Dnssec.PolicyConfig.For(config, z); }
+                catch (FormatException e) { throw new ConfigException($"{where}: zones: zone {z.Name}: {e.Message}", z.DnssecPolicy); }
+            }
             if (path is not null && !Path.IsPathRooted(z.File) && !z.File.StartsWith(Hosting.DnsServer.EmbeddedPrefix, StringComparison.Ordinal))
                 z.File = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, z.File));
+            if (path is not null && z.KeyDirectory is not null && !Path.IsPathRooted(z.KeyDirectory))
+                z.KeyDirectory = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, z.KeyDirectory));
+        }
+        foreach (var (name, policy) in config.DnssecPolicies)
+        {
+            try { Dnssec.PolicyConfig.From(policy); }
+            catch (FormatException e) { throw new ConfigException($"{where}: dnssec-policies: {name}: {e.Message}", name); }
         }
         try { ServerConfig.ParseDuration(config.Limits.TcpIdleTimeout); }
         catch (FormatException e) { throw new ConfigException($"{where}: limits: tcp-idle-timeout: {e.Message}", "tcp-idle-timeout"); }

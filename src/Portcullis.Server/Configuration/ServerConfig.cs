@@ -40,6 +40,11 @@ public sealed class ServerConfig
     public RateLimitConfig RateLimit { get; set; } = new();
     public ClientLimitConfig ClientLimit { get; set; } = new();
     public CookiesConfig Cookies { get; set; } = new();
+    /// <summary>
+    /// DNSSEC signing policies by name, for zones with dnssec-signing (Knot's policy section). A zone
+    /// without dnssec-policy uses "default": every field at its default.
+    /// </summary>
+    public Dictionary<string, DnssecPolicyConfig> DnssecPolicies { get; set; } = new();
 
     /// <summary>The file this came from, for messages (null when built from flags only).</summary>
     [YamlDotNet.Serialization.YamlIgnore]
@@ -85,11 +90,11 @@ public sealed class ServerConfig
     {
         text = text.Trim();
         if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds)) return TimeSpan.FromSeconds(seconds);
-        foreach (var (suffix, unit) in new[] { ("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0) })
+        foreach (var (suffix, unit) in new[] { ("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86400.0), ("w", 604800.0) })
             if (text.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
                 && double.TryParse(text[..^suffix.Length], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) && v >= 0)
                 return TimeSpan.FromSeconds(v * unit);
-        throw new FormatException($"'{text}' is not a duration (e.g. 10s, 500ms, 2m)");
+        throw new FormatException($"'{text}' is not a duration (e.g. 10s, 500ms, 2m, 12h, 14d)");
     }
 }
 
@@ -130,6 +135,37 @@ public sealed class ZoneConfig
     public List<string>? AllowTransfer { get; set; }
     public List<string>? AllowUpdate { get; set; }
     public List<string>? AllowNotify { get; set; }
+    /// <summary>Sign the zone in the server and keep it signed (Knot's dnssec-signing): keys made and rolled by the policy.</summary>
+    public bool DnssecSigning { get; set; }
+    /// <summary>The name of a policy under dnssec-policies (default: the built-in defaults).</summary>
+    public string? DnssecPolicy { get; set; }
+    /// <summary>Where the zone's keys and their state live (default: a "keys" directory beside the zone file).</summary>
+    public string? KeyDirectory { get; set; }
+}
+
+/// <summary>
+/// A DNSSEC policy as the configuration writes it (durations as "30d", "12h"; lifetimes "0" = never);
+/// see docs/dnssec.md for the meaning and defaults of each field.
+/// </summary>
+public sealed class DnssecPolicyConfig
+{
+    public string Algorithm { get; set; } = "ecdsap256sha256";
+    /// <summary>One combined signing key (CSK) instead of a KSK and a ZSK.</summary>
+    public bool CombinedKey { get; set; }
+    public string KskLifetime { get; set; } = "0";
+    public string ZskLifetime { get; set; } = "30d";
+    public int DnskeyTtl { get; set; } = 3600;
+    public string PropagationDelay { get; set; } = "1h";
+    public string ParentDsTtl { get; set; } = "1d";
+    public string ParentPropagationDelay { get; set; } = "1h";
+    public string SignatureValidity { get; set; } = "14d";
+    public string SignatureRefresh { get; set; } = "5d";
+    public string SignatureJitter { get; set; } = "12h";
+    public bool Nsec3 { get; set; }
+    public int Nsec3Iterations { get; set; }
+    public int Nsec3SaltLength { get; set; }
+    /// <summary>Publish CDS and CDNSKEY (RFC 7344) for the KSKs the parent should hold.</summary>
+    public bool CdsCdnskeyPublish { get; set; } = true;
 }
 
 /// <summary>

@@ -16,7 +16,7 @@ namespace Portcullis.Server.Hosting;
 /// zones and configuration on request without dropping a query (a new catalog is built aside and
 /// swapped in; a zone that fails to reload keeps serving its last good version).
 /// </summary>
-public sealed class DnsServer : IDisposable
+public sealed partial class DnsServer : IDisposable
 {
     public const string EmbeddedPrefix = "embedded:";
 
@@ -29,8 +29,9 @@ public sealed class DnsServer : IDisposable
     private readonly Lock _reloadLock = new();
     private ServerConfig _config;
 
-    public DnsServer(ServerConfig config, ILoggerFactory loggerFactory, Func<ServerConfig>? reloadConfig = null)
+    public DnsServer(ServerConfig config, ILoggerFactory loggerFactory, Func<ServerConfig>? reloadConfig = null, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _config = config;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger("Portcullis.Server");
@@ -43,7 +44,8 @@ public sealed class DnsServer : IDisposable
         Processor.NotifyReceiver = _secondaries;
         _notifyLogger = loggerFactory.CreateLogger("Portcullis.Notify");
         _journals = new PrimaryJournals(_logger, (long)config.Limits.JournalMaxSize << 20);
-        Processor.UpdateHandler = new ZoneUpdates(loggerFactory.CreateLogger("Portcullis.Update"), LookupForUpdate, CommitUpdate);
+        _signingLogger = loggerFactory.CreateLogger("Portcullis.Dnssec");
+        Processor.UpdateHandler = new ZoneUpdates(loggerFactory.CreateLogger("Portcullis.Update"), LookupForUpdate, CommitUpdate, SignUpdate, _reloadLock);
     }
 
     /// <summary>Zone files rewritten this long after the last update (coalescing bursts; the journal has them meanwhile).</summary>
@@ -63,10 +65,20 @@ public sealed class DnsServer : IDisposable
         {
             _loaded[zone.Origin] = (zone, _loaded[zone.Origin].Stamp);
             RebuildCatalog();
-            if (_pendingWrites.TryGetValue(zone.Origin, out var timer)) timer.Change(ZoneFileSyncDelay, Timeout.InfiniteTimeSpan);
-            else _pendingWrites[zone.Origin] = new Timer(_ => WriteZoneFile(zone.Origin), null, ZoneFileSyncDelay, Timeout.InfiniteTimeSpan);
+            if (_signed.TryGetValue(zone.Origin, out var state)) state.UnsignedDirty = true;
+            ScheduleZoneFileWrite(zone.Origin);
         }
         SendNotify(zone);
+    }
+
+    /// <summary>The zone's files brought up to date <see cref="ZoneFileSyncDelay"/> from now (a later call moves it on).</summary>
+    private void ScheduleZoneFileWrite(DnsName origin)
+    {
+        lock (_reloadLock)
+        {
+            if (_pendingWrites.TryGetValue(origin, out var timer)) timer.Change(ZoneFileSyncDelay, Timeout.InfiniteTimeSpan);
+            else _pendingWrites[origin] = new Timer(_ => WriteZoneFile(origin), null, ZoneFileSyncDelay, Timeout.InfiniteTimeSpan);
+        }
     }
 
     /// <summary>The zone file brought up to the served version (and the journal compacted); its new stamp recorded so reload does not read it back as an edit.</summary>
@@ -79,6 +91,12 @@ public sealed class DnsServer : IDisposable
             if (zc is null || !_loaded.TryGetValue(origin, out var current)) return;
             try
             {
+                if (_signed.TryGetValue(origin, out var state))
+                {
+                    WriteSignedZoneFiles(zc, current.Zone, state);
+                    _loaded[origin] = (current.Zone, ZoneStamp.Of(zc.File));
+                    return;
+                }
                 PrimaryJournals.WriteZoneFile(current.Zone, zc.File);
                 _loaded[origin] = (current.Zone, ZoneStamp.Of(zc.File));
             }
@@ -243,6 +261,13 @@ public sealed class DnsServer : IDisposable
                 var stamp = ZoneStamp.Of(zc.File);
                 if (_loaded.TryGetValue(origin, out var current) && current.Stamp == stamp)
                 {
+                    if (zc.DnssecSigning && ResignOnReload(zc, current.Zone) is { } resigned)
+                    {
+                        _loaded[origin] = (resigned, stamp);
+                        notify.Add(resigned);
+                        zones.Add(resigned);
+                        continue;
+                    }
                     zones.Add(current.Zone);
                     continue;
                 }
@@ -267,6 +292,7 @@ public sealed class DnsServer : IDisposable
             }
             foreach (var zc in _config.Zones.Where(z => z.CatalogRole == "generate")) keep.Add(ServerConfig.AbsoluteName(zc.Name));
             foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
+            RetainSigning(_config);
             _journals.Retain(keep);
             _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
             ReleaseLoadGarbage();
@@ -332,6 +358,7 @@ public sealed class DnsServer : IDisposable
             loaded = ZoneLoader.Load(origin, zc.File);
         }
         foreach (var w in loaded.Warnings) _logger.LogWarning("{Warning}", w);
+        if (zc.DnssecSigning) return (LoadSigned(zc, loaded.Zone, current), ZoneStamp.Of(zc.File));
         return (_journals.Attach(zc, loaded.Zone, current), ZoneStamp.Of(zc.File));
     }
 
@@ -355,6 +382,7 @@ public sealed class DnsServer : IDisposable
     public void Dispose()
     {
         _stopping.Cancel();
+        StopSigning();
         _secondaries.Dispose();
         // Clean shutdown: every zone changed by updates is written into its file (the journal is compacted).
         List<DnsName> pending;

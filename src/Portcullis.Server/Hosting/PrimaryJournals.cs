@@ -28,20 +28,7 @@ internal sealed class PrimaryJournals(ILogger logger, long maxBytes) : IDisposab
     {
         if (zc.File.StartsWith(DnsServer.EmbeddedPrefix, StringComparison.Ordinal)) return fromFile;
         var origin = fromFile.Origin;
-        ZoneJournal journal;
-        lock (_lock)
-        {
-            if (!_journals.TryGetValue(origin, out journal!))
-            {
-                try { journal = ZoneJournal.Open(zc.File + ".jnl", origin, maxBytes); }
-                catch (Exception e) when (e is JournalException or IOException or UnauthorizedAccessException)
-                {
-                    throw new ZoneLoadException($"{zc.File}.jnl: {e.Message}");
-                }
-                if (journal.Recovery is { } recovery) logger.LogWarning("journal of {Zone}: {Recovery}", origin, recovery);
-                _journals[origin] = journal;
-            }
-        }
+        var journal = Open(zc, origin);
         var zone = fromFile;
         if (current is null)
         {
@@ -86,6 +73,23 @@ internal sealed class PrimaryJournals(ILogger logger, long maxBytes) : IDisposab
             return current;
         }
         return new Zone(zone.Data) { Journal = journal };
+    }
+
+    /// <summary>The zone's journal (ZONEFILE.jnl), opened once and kept across reloads.</summary>
+    public ZoneJournal Open(ZoneConfig zc, DnsName origin)
+    {
+        lock (_lock)
+        {
+            if (_journals.TryGetValue(origin, out var journal)) return journal;
+            try { journal = ZoneJournal.Open(zc.File + ".jnl", origin, maxBytes); }
+            catch (Exception e) when (e is JournalException or IOException or UnauthorizedAccessException)
+            {
+                throw new ZoneLoadException($"{zc.File}.jnl: {e.Message}");
+            }
+            if (journal.Recovery is { } recovery) logger.LogWarning("journal of {Zone}: {Recovery}", origin, recovery);
+            _journals[origin] = journal;
+            return journal;
+        }
     }
 
     /// <summary>

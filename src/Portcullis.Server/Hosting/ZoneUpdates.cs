@@ -13,11 +13,15 @@ namespace Portcullis.Server.Hosting;
 /// the zone served (<see cref="UpdateProcessor"/>), its change appended to the zone's journal and
 /// flushed to disk, and only then swapped in and acknowledged; the server then schedules the zone
 /// file's rewrite and sends NOTIFY. Updates are serialised (one at a time): they are rare, and the
-/// order of their serials must be the order of the journal.
+/// order of their serials must be the order of the journal. A zone the server signs gets its
+/// update signed (<paramref name="sign"/>: only what changed) before it is journaled, so the
+/// journal and IXFR carry the signed difference. <paramref name="zoneLock"/> is the server's zone
+/// lock, shared with reloads and re-signing, which also journal new versions.
 /// </summary>
-internal sealed class ZoneUpdates(ILogger logger, Func<DnsName, (Zone? Zone, bool Primary)> lookup, Action<Zone> commit) : IUpdateHandler
+internal sealed class ZoneUpdates(ILogger logger, Func<DnsName, (Zone? Zone, bool Primary)> lookup, Action<Zone> commit,
+    Func<Zone, Zone, Zone?> sign, Lock zoneLock) : IUpdateHandler
 {
-    private readonly Lock _lock = new();
+    private readonly Lock _lock = zoneLock;
 
     public Rcode Update(Zone zone, ReadOnlySpan<byte> message, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName)
     {
@@ -46,20 +50,35 @@ internal sealed class ZoneUpdates(ILogger logger, Func<DnsName, (Zone? Zone, boo
                 return result.Rcode;
             }
             if (!result.Changed) return Rcode.NoError;
+            var newZone = result.NewZone!;
+            var diff = result.Diff!;
+            Zone? signedZone;
+            try { signedZone = sign(current, newZone); }
+            catch (Exception e) when (e is ZoneLoadException or IOException or FormatException or UnauthorizedAccessException)
+            {
+                logger.LogError("update of {Zone} from {Client} not applied: signing failed: {Error}", zone.Origin, who, e.Message);
+                return Rcode.ServFail;
+            }
+            if (signedZone is not null)
+            {
+                if (signedZone == current) return Rcode.NoError;   // only records signing makes were touched: nothing to do
+                newZone = signedZone;
+                diff = ZoneJournal.Difference(current.Records(), newZone.Records());
+            }
             try
             {
                 // On disk before it is served or acknowledged (the "acknowledged = on disk").
-                current.Journal.Append(result.Diff!);
+                current.Journal.Append(diff);
             }
             catch (Exception e) when (e is JournalException or IOException)
             {
                 logger.LogError("update of {Zone} from {Client} not applied: the journal could not be written: {Error}", zone.Origin, who, e.Message);
                 return Rcode.ServFail;
             }
-            var next = new Zone(result.NewZone!.Data) { Journal = current.Journal };
+            var next = new Zone(newZone.Data) { Journal = current.Journal };
             commit(next);
             logger.LogInformation("update of {Zone} from {Client}: serial {From} -> {To}, {Deleted} records deleted, {Added} added",
-                zone.Origin, who, current.Serial, next.Serial, result.Diff!.Deleted.Count, result.Diff.Added.Count);
+                zone.Origin, who, current.Serial, next.Serial, diff.Deleted.Count, diff.Added.Count);
             return Rcode.NoError;
         }
     }
