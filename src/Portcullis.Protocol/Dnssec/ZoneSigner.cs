@@ -20,6 +20,8 @@ public sealed record ZoneSigningOptions
     public ushort Nsec3Iterations { get; init; }
     /// <summary>RFC 9276 §3.1: the salt SHOULD be empty.</summary>
     public byte[] Nsec3Salt { get; init; } = [];
+    /// <summary>RFC 8976: add an apex ZONEMD with this hash algorithm (1 SHA-384, 2 SHA-512); 0: none.</summary>
+    public byte ZonemdHashAlgorithm { get; init; }
     /// <summary>
     /// Expirations are spread over [validity - jitter, validity] so that re-signing comes in small
     /// batches instead of the whole zone at once (BIND's signatures-jitter).
@@ -92,6 +94,8 @@ public static class ZoneSigner
         foreach (var r in records)
         {
             if (r.Type is RecordType.RRSIG or RecordType.NSEC or RecordType.NSEC3 or RecordType.NSEC3PARAM) continue;
+            // A ZONEMD made anew replaces the old one (its digest would be stale anyway).
+            if (r.Type == RecordType.ZONEMD && options.ZonemdHashAlgorithm != 0 && r.Owner.Equals(apex)) continue;
             if (!r.Owner.IsSubdomainOf(apex)) continue;
             if (r.Type == RecordType.SOA && r.Owner.Equals(apex)) soa = r;
             input.Add(r);
@@ -112,6 +116,8 @@ public static class ZoneSigner
             input.Add(new ResourceRecord(apex, RecordType.CDS, soa.Class, dnskeyTtl,
                 DsDigest.CreateDsRdata(apex, key.DnskeyRdata, DsDigestType.Sha256)!));
         }
+        // RFC 8976 §3.1: a placeholder first, so that the apex NSEC/NSEC3 bitmap lists ZONEMD (§3.2).
+        if (options.ZonemdHashAlgorithm != 0) input.Add(Zonemd.Placeholder(apex, input, options.ZonemdHashAlgorithm));
         if (options.Nsec3)
             input.Add(new ResourceRecord(apex, RecordType.NSEC3PARAM, soa.Class, 0, Nsec3ParamRdata(options)));
 
@@ -155,6 +161,8 @@ public static class ZoneSigner
                 if (isDelegation && type is not (RecordType.NS or RecordType.DS)) continue;
                 types.Add(type);
                 if (isDelegation && type != RecordType.DS) continue;
+                // The placeholder ZONEMD is signed once its digest is known (below).
+                if (type == RecordType.ZONEMD && options.ZonemdHashAlgorithm != 0 && name.Equals(apex)) { signedHere = true; continue; }
                 var signers = type is RecordType.DNSKEY or RecordType.CDS or RecordType.CDNSKEY && name.Equals(apex) ? kskBy : zskBy;
                 signatures.Sign(set, signers, output);
                 signedHere = true;
@@ -164,7 +172,16 @@ public static class ZoneSigner
 
         if (options.Nsec3) AddNsec3Chain(apex, chainNames, options, negativeTtl, soa.Class, zskBy, signatures, output);
         else AddNsecChain(apex, chainNames, negativeTtl, soa.Class, zskBy, signatures, output);
-        return ZoneWriter.SortCanonical(output);
+        var signedZone = ZoneWriter.SortCanonical(output);
+        // RFC 8976 §3.4/§3.5: the digest over the signed zone replaces the placeholder, signed by the zone signers.
+        if (options.ZonemdHashAlgorithm == 0) return signedZone;
+        var finalized = Zonemd.Finalize(apex, signedZone, zskBy, inception, now + options.Validity - options.Jitter);
+        // The digest's signatures through the signature source too: an unchanged zone keeps its
+        // ZONEMD signature, so signing it again gives the same records.
+        var zonemd = finalized.FindAll(r => r.Type == RecordType.ZONEMD && r.Owner.Equals(apex));
+        finalized.RemoveAll(r => r.Type == RecordType.RRSIG && r.Owner.Equals(apex) && Rrsig.TryRead(r.Data, out var s) && s.TypeCovered == RecordType.ZONEMD);
+        signatures.Sign(zonemd, zskBy, finalized);
+        return ZoneWriter.SortCanonical(finalized);
     }
 
     /// <summary>

@@ -156,6 +156,28 @@ public sealed class IncrementalSigningTests : IDisposable
         Assert.Contains(signed, r => r.Type == RecordType.RRSIG && Tag(r) == edKsk.KeyTag && Covered(r) == RecordType.DNSKEY);
     }
 
+    [Fact]
+    public void A_ZONEMD_digest_is_kept_with_its_signature_when_nothing_changed_and_made_anew_after_a_change()
+    {
+        var options = (IReadOnlyList<ResourceRecord>? previous, SigningCounters c) => new ZoneSigningOptions
+        {
+            ZonemdHashAlgorithm = Zonemd.Sha384, Previous = previous, Refresh = TimeSpan.FromDays(5), Counters = c,
+        };
+        var first = ZoneSigner.Sign(Zone, Unsigned(), Keys, Now, options(null, new SigningCounters()));
+        Assert.True(Zonemd.Verify(Zone, first, out string problem), problem);
+        var c2 = new SigningCounters();
+        var same = ZoneSigner.Sign(Zone, Unsigned(), Keys, Now.AddHours(1), options(first, c2));
+        Assert.Equal(0, c2.Made);
+        Assert.Equal(first.Select(ZoneWriter.ToLine), same.Select(ZoneWriter.ToLine));
+        var changed = Unsigned();
+        changed.Add(R("extra 300 IN TXT \"x\""));
+        var c3 = new SigningCounters();
+        var after = ZoneSigner.Sign(Zone, changed, Keys, Now.AddHours(2), options(same, c3));
+        Assert.True(Zonemd.Verify(Zone, after, out problem), problem);
+        SignedZoneAssert.EveryRrsigVerifies(after, Now.AddHours(2));
+        Assert.Equal(4, c3.Made);   // the TXT, its NSEC, the NSEC before it, the ZONEMD
+    }
+
     private static ushort Tag(ResourceRecord rrsig) => (ushort)(rrsig.Data[16] << 8 | rrsig.Data[17]);
     private static RecordType Covered(ResourceRecord rrsig) => (RecordType)(rrsig.Data[0] << 8 | rrsig.Data[1]);
 }
