@@ -31,23 +31,31 @@ public sealed partial class DnsServer
         /// <summary>Updates changed the unsigned content: the zone file is rewritten with it.</summary>
         public bool UnsignedDirty { get; set; }
         public ITimer? Timer { get; set; }
+        /// <summary>A signing secondary: the signed version served now (null until the first).</summary>
+        public Zone? LastSigned { get; set; }
+        public string File { get; set; } = "";
+        /// <summary>A signing secondary: FILE.signed is behind <see cref="LastSigned"/>; its write is pending on <see cref="WriteTimer"/>.</summary>
+        public bool SignedDirty { get; set; }
+        public Timer? WriteTimer { get; set; }
     }
 
     /// <summary>The signing state of a zone: made at first, made anew when its policy or key directory changed.</summary>
-    private SignedZoneState SigningState(ZoneConfig zc, DnsName origin)
+    private SignedZoneState SigningState(ZoneConfig zc, DnsName origin) => SigningState(zc, origin, _signed);
+
+    private SignedZoneState SigningState(ZoneConfig zc, DnsName origin, Dictionary<DnsName, SignedZoneState> states)
     {
         DnssecPolicy policy;
         try { policy = PolicyConfig.For(_config, zc); }
         catch (FormatException e) { throw new ZoneLoadException($"zone {origin}: {e.Message}"); }
         string directory = zc.KeyDirectory ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(zc.File))!, "keys");
-        if (_signed.TryGetValue(origin, out var state))
+        if (states.TryGetValue(origin, out var state))
         {
             if (state.Signing.Policy == policy && state.Signing.KeyDirectory == directory) return state;
             state.Signing = OpenSigning(origin, policy, directory);
             return state;
         }
         state = new SignedZoneState(OpenSigning(origin, policy, directory));
-        _signed[origin] = state;
+        states[origin] = state;
         return state;
     }
 
@@ -73,34 +81,7 @@ public sealed partial class DnsServer
         var state = SigningState(zc, origin);
         var journal = _journals.Open(zc, origin);
         List<ResourceRecord>? previous = current?.Records().ToList();
-        if (current is null)
-        {
-            var saved = ReadSignedFile(zc, origin, out uint? sourceSerial);
-            if (saved is null)
-            {
-                if (journal.Count > 0) journal.Clear();   // it continued a signed version that is gone
-            }
-            else
-            {
-                state.SourceSerial = sourceSerial;
-                var records = saved.Records();
-                if (journal.LastSerial is { } last && last != saved.Serial)
-                {
-                    var steps = journal.DiffsFrom(saved.Serial);
-                    if (steps is { Count: > 0 })
-                    {
-                        records = ZoneJournal.Apply(records, steps);
-                        _signingLogger.LogInformation("zone {Zone}: {Steps} signed changes replayed from the journal", origin, steps.Count);
-                    }
-                    else
-                    {
-                        _signingLogger.LogWarning("zone {Zone}: the journal does not continue {File}.signed: cleared", origin, zc.File);
-                        journal.Clear();
-                    }
-                }
-                previous = ZoneLoader.FromRecords(origin, records, zc.File + ".signed").Records().ToList();
-            }
-        }
+        if (current is null) previous = ReadSignedVersion(zc.File, origin, journal, state);
         List<ResourceRecord> unsigned;
         if (previous is not null && state.SourceSerial == fromFile.Serial)
         {
@@ -126,6 +107,37 @@ public sealed partial class DnsServer
         if (signed is null && !File.Exists(zc.File + ".signed")) ScheduleZoneFileWrite(origin);
         ScheduleResign(origin, state);
         return new Zone(zone.Data) { Journal = journal };
+    }
+
+    /// <summary>
+    /// The signed version last served, from FILE.signed with the journal replayed on it (records
+    /// in canonical order), or null when there is none (the journal, which continued it, is cleared).
+    /// </summary>
+    private List<ResourceRecord>? ReadSignedVersion(string file, DnsName origin, ZoneJournal journal, SignedZoneState state)
+    {
+        var saved = ReadSignedFile(file, origin, out uint? sourceSerial);
+        if (saved is null)
+        {
+            if (journal.Count > 0) journal.Clear();   // it continued a signed version that is gone
+            return null;
+        }
+        state.SourceSerial = sourceSerial;
+        var records = saved.Records();
+        if (journal.LastSerial is { } last && last != saved.Serial)
+        {
+            var steps = journal.DiffsFrom(saved.Serial);
+            if (steps is { Count: > 0 })
+            {
+                records = ZoneJournal.Apply(records, steps);
+                _signingLogger.LogInformation("zone {Zone}: {Steps} signed changes replayed from the journal", origin, steps.Count);
+            }
+            else
+            {
+                _signingLogger.LogWarning("zone {Zone}: the journal does not continue {File}.signed: cleared", origin, file);
+                journal.Clear();
+            }
+        }
+        return ZoneLoader.FromRecords(origin, records, file + ".signed").Records().ToList();
     }
 
     private List<ResourceRecord>? SignOrThrow(SignedZoneState state, IReadOnlyList<ResourceRecord> unsigned, IReadOnlyList<ResourceRecord>? previous)
@@ -214,6 +226,13 @@ public sealed partial class DnsServer
 
     private void ResignDue(DnsName origin)
     {
+        bool secondary;
+        lock (_secondarySigningLock) secondary = _signedSecondaries.ContainsKey(origin);
+        if (secondary)
+        {
+            if (!_stopping.IsCancellationRequested) _secondaries.Republish(origin);
+            return;
+        }
         Zone? resigned;
         lock (_reloadLock)
         {
@@ -227,10 +246,10 @@ public sealed partial class DnsServer
     }
 
     /// <summary>ZONEFILE.signed and its first line "; ... source-serial N"; null when absent or unreadable (signed anew).</summary>
-    private Zone? ReadSignedFile(ZoneConfig zc, DnsName origin, out uint? sourceSerial)
+    private Zone? ReadSignedFile(string file, DnsName origin, out uint? sourceSerial)
     {
         sourceSerial = null;
-        string path = zc.File + ".signed";
+        string path = file + ".signed";
         if (!File.Exists(path)) return null;
         try
         {
@@ -288,5 +307,114 @@ public sealed partial class DnsServer
                 state.Timer?.Dispose();
                 state.Timer = null;
             }
+        lock (_secondarySigningLock)
+            foreach (var state in _signedSecondaries.Values)
+            {
+                state.Timer?.Dispose();
+                state.Timer = null;
+            }
+    }
+
+    // Signing secondaries have their own lock: engines publish from their own threads, and a
+    // reload holding the zone lock waits for engines it stops.
+    private readonly Lock _secondarySigningLock = new();
+    private readonly Dictionary<DnsName, SignedZoneState> _signedSecondaries = new();
+
+    private List<DnsName> SignedSecondaries()
+    {
+        lock (_secondarySigningLock) return [.. _signedSecondaries.Keys];
+    }
+
+    /// <summary>Signing states for the secondary zones with dnssec-signing (made, kept, or dropped), before the engines start.</summary>
+    private void ConfigureSecondarySigning(ServerConfig config)
+    {
+        lock (_secondarySigningLock)
+        {
+            var keep = new HashSet<DnsName>();
+            foreach (var zc in config.Zones.Where(z => z.Type == "secondary" && z.DnssecSigning))
+            {
+                var origin = ServerConfig.AbsoluteName(zc.Name);
+                keep.Add(origin);
+                try
+                {
+                    var state = SigningState(zc, origin, _signedSecondaries);
+                    state.File = zc.File;
+                    state.Signing.ReopenKeys();
+                }
+                catch (ZoneLoadException e) { _signingLogger.LogError("secondary zone {Zone} will be served unsigned: {Error}", origin, e.Message); }
+            }
+            foreach (var origin in _signedSecondaries.Keys.Where(o => !keep.Contains(o)).ToList())
+            {
+                WriteSignedSecondary(origin);
+                _signedSecondaries[origin].Timer?.Dispose();
+                _signedSecondaries.Remove(origin);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A transferred version of a signing secondary, signed: the version served before (or at start
+    /// FILE.signed with FILE.signed.jnl replayed) gives the signatures to keep, so a transfer costs
+    /// the signatures of what it changed; the signed difference goes into FILE.signed.jnl, which
+    /// serves IXFR to our own secondaries. Null for a zone this server does not sign.
+    /// </summary>
+    private Zone? SignSecondary(Zone unsigned)
+    {
+        var origin = unsigned.Origin;
+        lock (_secondarySigningLock)
+        {
+            if (!_signedSecondaries.TryGetValue(origin, out var state)) return null;
+            ZoneJournal journal;
+            try { journal = _journals.Open(state.File + ".signed", origin); }
+            catch (ZoneLoadException e)
+            {
+                _signingLogger.LogError("secondary zone {Zone}: {Error}; served unsigned", origin, e.Message);
+                return null;
+            }
+            var previous = state.LastSigned?.Records().ToList() ?? ReadSignedVersion(state.File, origin, journal, state);
+            List<ResourceRecord>? signed;
+            try { signed = SignOrThrow(state, state.Signing.Strip(unsigned.Records()), previous); }
+            catch (ZoneLoadException e)
+            {
+                _signingLogger.LogError("{Error}; {What}", e.Message, state.LastSigned is null ? "served unsigned" : "still serving the last signed version");
+                return state.LastSigned;
+            }
+            finally { ScheduleResign(origin, state); }
+            if (signed is null)
+            {
+                state.LastSigned ??= new Zone(ZoneLoader.FromRecords(origin, previous!, state.File + ".signed").Data) { Journal = journal };
+                return state.LastSigned;
+            }
+            var zone = ZoneLoader.FromRecords(origin, signed, state.File);
+            if (previous is not null) AppendToJournal(journal, previous, zone);
+            state.LastSigned = new Zone(zone.Data) { Journal = journal };
+            state.SignedDirty = true;
+            if (state.WriteTimer is { } timer) timer.Change(ZoneFileSyncDelay, Timeout.InfiniteTimeSpan);
+            else state.WriteTimer = new Timer(_ => WriteSignedSecondary(origin), null, ZoneFileSyncDelay, Timeout.InfiniteTimeSpan);
+            return state.LastSigned;
+        }
+    }
+
+    /// <summary>FILE.signed of a signing secondary written (then its journal compacted); false for other zones.</summary>
+    private bool WriteSignedSecondary(DnsName origin)
+    {
+        lock (_secondarySigningLock)
+        {
+            if (!_signedSecondaries.TryGetValue(origin, out var state)) return false;
+            state.WriteTimer?.Dispose();
+            state.WriteTimer = null;
+            if (state.LastSigned is not { } zone || !state.SignedDirty) return true;
+            state.SignedDirty = false;
+            try
+            {
+                ZoneLoader.Save(zone, state.File + ".signed", $"zone {origin}, serial {zone.Serial}, signed by Portcullis from the transferred {Path.GetFileName(state.File)}");
+                zone.Journal?.Compact(zone.Serial);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JournalException)
+            {
+                _signingLogger.LogError("secondary zone {Zone}: cannot write {File}.signed: {Error}", origin, state.File, e.Message);
+            }
+            return true;
+        }
     }
 }

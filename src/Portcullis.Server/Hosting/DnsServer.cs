@@ -40,7 +40,7 @@ public sealed partial class DnsServer : IDisposable
         _events = new SecurityEvents(loggerFactory.CreateLogger("Portcullis.Security"), counters);
         Processor = new QueryProcessor(ZoneCatalog.Empty, QueryProcessorOptions.From(config), counters, _events,
             new Transfer.ZoneTransfers(loggerFactory.CreateLogger("Portcullis.Transfer")));
-        _secondaries = new SecondaryZones(loggerFactory, RebuildCatalog, SendNotify);
+        _secondaries = new SecondaryZones(loggerFactory, RebuildCatalog, SendNotify, SignSecondary);
         Processor.NotifyReceiver = _secondaries;
         _notifyLogger = loggerFactory.CreateLogger("Portcullis.Notify");
         _journals = new PrimaryJournals(_logger, (long)config.Limits.JournalMaxSize << 20);
@@ -199,6 +199,7 @@ public sealed partial class DnsServer : IDisposable
         }
         if (errors.Count > 0) throw new ZoneLoadException(string.Join(Environment.NewLine, errors));
         zones.AddRange(GenerateCatalogs());
+        ConfigureSecondarySigning(_config);
         _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
         ReleaseLoadGarbage();
 
@@ -293,8 +294,10 @@ public sealed partial class DnsServer : IDisposable
             foreach (var zc in _config.Zones.Where(z => z.CatalogRole == "generate")) keep.Add(ServerConfig.AbsoluteName(zc.Name));
             foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
             RetainSigning(_config);
-            _journals.Retain(keep);
+            ConfigureSecondarySigning(_config);
+            _journals.Retain(keep.Concat(SignedSecondaries()));
             _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
+            foreach (var origin in SignedSecondaries()) _secondaries.Republish(origin);   // key states re-read, policy applied
             ReleaseLoadGarbage();
             foreach (var z in notify) SendNotify(z);
             return failed;
@@ -388,6 +391,7 @@ public sealed partial class DnsServer : IDisposable
         List<DnsName> pending;
         lock (_reloadLock) pending = [.. _pendingWrites.Keys];
         foreach (var origin in pending) WriteZoneFile(origin);
+        foreach (var origin in SignedSecondaries()) WriteSignedSecondary(origin);
         _journals.Dispose();
         foreach (var u in _udp) u.Dispose();
         foreach (var t in _tcp) t.Dispose();

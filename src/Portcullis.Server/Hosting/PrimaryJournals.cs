@@ -76,15 +76,18 @@ internal sealed class PrimaryJournals(ILogger logger, long maxBytes) : IDisposab
     }
 
     /// <summary>The zone's journal (ZONEFILE.jnl), opened once and kept across reloads.</summary>
-    public ZoneJournal Open(ZoneConfig zc, DnsName origin)
+    public ZoneJournal Open(ZoneConfig zc, DnsName origin) => Open(zc.File, origin);
+
+    /// <summary>The journal FILE.jnl of a zone whose file is <paramref name="file"/> (for a signing secondary: its .signed copy).</summary>
+    public ZoneJournal Open(string file, DnsName origin)
     {
         lock (_lock)
         {
             if (_journals.TryGetValue(origin, out var journal)) return journal;
-            try { journal = ZoneJournal.Open(zc.File + ".jnl", origin, maxBytes); }
+            try { journal = ZoneJournal.Open(file + ".jnl", origin, maxBytes); }
             catch (Exception e) when (e is JournalException or IOException or UnauthorizedAccessException)
             {
-                throw new ZoneLoadException($"{zc.File}.jnl: {e.Message}");
+                throw new ZoneLoadException($"{file}.jnl: {e.Message}");
             }
             if (journal.Recovery is { } recovery) logger.LogWarning("journal of {Zone}: {Recovery}", origin, recovery);
             _journals[origin] = journal;

@@ -21,7 +21,8 @@ namespace Portcullis.Server.Hosting;
 /// a zone's primaries (or admitted by allow-notify) wakes its refresh; each newer version is passed
 /// to <c>published</c> (NOTIFY to the zone's own secondaries).
 /// </summary>
-internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action changed, Action<Zone>? published = null) : INotifyReceiver, IDisposable
+internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action changed, Action<Zone>? published = null,
+    Func<Zone, Zone?>? sign = null) : INotifyReceiver, IDisposable
 {
     private sealed class Entry(SecondaryZone engine, string settings, IReadOnlyList<PrimaryServer> primaries)
     {
@@ -135,8 +136,16 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
 
     private void Publish(Entry entry, Zone zone)
     {
-        var before = entry.Served;
-        entry.Served = zone;
+        Zone? before;
+        lock (entry)
+        {
+            before = entry.Served;
+            // A zone this server signs (dnssec-signing on a secondary): the transferred version is
+            // kept by the engine (serials, IXFR from the primary); what is served is its signed version.
+            var served = !zone.Unavailable && sign?.Invoke(zone) is { } signed ? signed : zone;
+            entry.Served = served;
+            zone = served.Unavailable ? zone : served;
+        }
         changed();
         if (entry.Catalog && !zone.Unavailable) Interpret(entry, zone);
         // A version to serve that is new to us (first load or a newer serial; not expiry): tell our own secondaries.
@@ -183,6 +192,14 @@ internal sealed class SecondaryZones(ILoggerFactory loggerFactory, Action change
                     try { File.Delete(f); } catch (IOException) { }
             }
         });
+    }
+
+    /// <summary>The engine's current version published again (signed anew: key events and signature refresh).</summary>
+    public void Republish(DnsName origin)
+    {
+        Entry? entry;
+        lock (_lock) _zones.TryGetValue(origin, out entry);
+        if (entry?.Engine.Current is { } current && !entry.Engine.Expired) Publish(entry, current);
     }
 
     public NotifyOutcome Notify(Zone zone, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName, bool aclAllows)

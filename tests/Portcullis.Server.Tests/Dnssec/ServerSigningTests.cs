@@ -42,9 +42,9 @@ public sealed class ServerSigningTests
             standardInput: $"server {server.Address} {server.Port}\nzone example.test\n{commands}\nsend\n");
 
     /// <summary>A delv trust-anchors file holding the zone's KSK (the key files the server made under keys/).</summary>
-    private static string Anchors(string directory)
+    private static string Anchors(string directory, string? keyDirectory = null)
     {
-        var ksk = Directory.GetFiles(Path.Combine(directory, "keys"), "*.key")
+        var ksk = Directory.GetFiles(keyDirectory ?? Path.Combine(directory, "keys"), "*.key")
             .Select(f => File.ReadAllLines(f).First(l => !l.StartsWith(';')))
             .Single(l => l.Contains(" 257 ", StringComparison.Ordinal));
         var fields = ksk.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
@@ -234,5 +234,61 @@ public sealed class ServerSigningTests
         AssertValidates(server.EndPoint, Anchors(server.Directory), "edited.example.test", "A");
         string transferred = AxfrToFile(server, "after-edit.zone");
         ExternalProcess.Run("dnssec-verify", ["-o", "example.test", transferred]).EnsureSuccess();
+    }
+
+    [Fact]
+    public void A_signing_secondary_signs_what_it_transfers_from_an_unsigned_Knot_primary_and_serves_IXFR_of_the_signed_difference()
+    {
+        const uint oldSerial = 2024060101, newSerial = 2024060102;
+        string dir = Directory.CreateTempSubdirectory("portcullis-signing-secondary-").FullName;
+        try
+        {
+            int primaryPort = FreePort.ForUdpAndTcp();
+            string zoneFile = Path.Combine(dir, "secondary", "example.test.zone");
+            using var server = new TestServer(c =>
+            {
+                AllowLoopback(c);
+                c.Zones.Add(new ZoneConfig
+                {
+                    Name = Origin, Type = "secondary", File = zoneFile, Primaries = [$"127.0.0.1@{primaryPort}"], DnssecSigning = true,
+                });
+            });
+            string source = Path.Combine(dir, "source.zone");
+            File.WriteAllText(source, TestServer.ExampleZone);
+            using var primary = new KnotPeer([new PeerZone("example.test", source)], port: primaryPort, journalDifferences: true,
+                allowTransfer: true, notifyTo: server.EndPoint);
+            WaitForSerial(server, oldSerial);
+            string anchors = Anchors(dir, Path.Combine(dir, "secondary", "keys"));
+            AssertValidates(server.EndPoint, anchors, "www.example.test", "A");
+            ExternalProcess.Run("dnssec-verify", ["-o", "example.test", AxfrToFile(server, "first.zone")]).EnsureSuccess();
+
+            // The primary changes: NOTIFY, IXFR in, signed: only the change and its chain links are new.
+            File.WriteAllText(primary.ZoneFile("example.test"), TestServer.ExampleZone.Replace(oldSerial.ToString(), newSerial.ToString()) + "added A 192.0.2.7\n");
+            primary.ReloadZone("example.test", newSerial);
+            WaitForSerial(server, newSerial);
+            AssertValidates(server.EndPoint, anchors, "added.example.test", "A");
+            var ixfr = Pull(server.Server.TcpEndPoints[0], Origin, RecordType.IXFR, oldSerial).Records.ToList();
+            int second = ixfr.FindIndex(1, r => r.Type == RecordType.SOA);
+            int third = ixfr.FindIndex(second + 1, r => r.Type == RecordType.SOA);
+            var added = ixfr.Skip(third + 1).Take(ixfr.Count - third - 2).Select(Describe).Order().ToArray();
+            Assert.Equal(["A", "NSEC", "NSEC", "RRSIG A", "RRSIG NSEC", "RRSIG NSEC", "RRSIG SOA"], added);
+            ExternalProcess.Run("dnssec-verify", ["-o", "example.test", AxfrToFile(server, "second.zone")]).EnsureSuccess();
+            // The transferred copy stays unsigned; the signed one is beside it (written on the sync delay or at shutdown).
+            Assert.DoesNotContain("RRSIG", File.ReadAllText(zoneFile));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>Asks the SOA until the serial served is <paramref name="serial"/>: bounded tries, each waiting for its answer.</summary>
+    private static void WaitForSerial(TestServer server, uint serial)
+    {
+        for (int i = 0; i < 200; i++)
+        {
+            var m = server.Client().Udp(Origin, RecordType.SOA);
+            if (m.Rcode == Portcullis.Protocol.Messages.Rcode.NoError && m.Answers.Count == 1 && Portcullis.Server.Replication.SerialNumber.Of(m.Answers[0]) == serial) return;
+            using var pause = new ManualResetEventSlim();
+            pause.Wait(100);   // between polls of the served state, not standing in for it
+        }
+        throw new Xunit.Sdk.XunitException($"serial {serial} never served");
     }
 }
