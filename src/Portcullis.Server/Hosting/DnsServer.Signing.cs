@@ -219,8 +219,9 @@ public sealed partial class DnsServer
         state.Timer = null;
         var next = state.Signing.NextEvent;
         if (next == DateTimeOffset.MaxValue || _stopping.IsCancellationRequested) return;
+        // At least a second on: a key event that does not move on cannot spin the signer.
         var due = next - _time.GetUtcNow();
-        if (due < TimeSpan.Zero) due = TimeSpan.Zero;
+        if (due < TimeSpan.FromSeconds(1)) due = TimeSpan.FromSeconds(1);
         state.Timer = _time.CreateTimer(_ => ResignDue(origin), null, due, Timeout.InfiniteTimeSpan);
     }
 
