@@ -25,6 +25,8 @@ public class AnswerBenchmarks
     private QueryContextInfo _info;
     private QueryProcessor _secured = null!;
     private QueryContextInfo _remote;
+    private QueryProcessor _nsec3 = null!;
+    private byte[] _nsec3NxDomain = [], _nsec3Exact = [];
 
     [GlobalSetup]
     public void Setup()
@@ -52,12 +54,24 @@ public class AnswerBenchmarks
         _wildcard = Query("x.wild.bench.test.", RecordType.A);
         _referral = Query("www.d4200.bench.test.", RecordType.A);
         _mx = Query("h4240.bench.test.", RecordType.MX);
+        // The same zone signed with NSEC3 (RFC 9276 parameters), asked with DO: the proofs of RFC
+        // 5155 §7.2 hash two or three names per NXDOMAIN.
+        var apex = DnsName.Parse("bench.test.");
+        using var key = Portcullis.Protocol.Dnssec.DnssecPrivateKey.Generate(apex, Portcullis.Protocol.Dnssec.DnssecAlgorithm.Ed25519, ksk: true);
+        var signed = Portcullis.Protocol.Dnssec.ZoneSigner.Sign(apex, zone.Data.CanonicalRecords(), [key], DateTimeOffset.UtcNow,
+            new Portcullis.Protocol.Dnssec.ZoneSigningOptions { Nsec3 = true });
+        using var signedText = new StringWriter();
+        Portcullis.Protocol.ZoneText.ZoneWriter.Write(signedText, signed);
+        var nsec3Zone = ZoneLoader.LoadText(apex, signedText.ToString(), "bench.test.signed").Zone;
+        _nsec3 = new QueryProcessor(new ZoneCatalog([nsec3Zone]), new QueryProcessorOptions());
+        _nsec3NxDomain = Query("nope.h4242.bench.test.", RecordType.A, dnssecOk: true);
+        _nsec3Exact = Query("h4242.bench.test.", RecordType.A, dnssecOk: true);
     }
 
-    private static byte[] Query(string name, RecordType type)
+    private static byte[] Query(string name, RecordType type, bool dnssecOk = false)
     {
         var q = DnsMessage.CreateQuery(DnsName.Parse(name), type, id: 4242);
-        q.Edns = new Edns { UdpPayloadSize = 1232 };
+        q.Edns = new Edns { UdpPayloadSize = 1232, DnssecOk = dnssecOk };
         return q.ToWire();
     }
 
@@ -65,6 +79,10 @@ public class AnswerBenchmarks
     [Benchmark] public int NxDomain() => _processor.Process(_nxdomain, _response, _info);
     [Benchmark] public int Wildcard() => _processor.Process(_wildcard, _response, _info);
     [Benchmark] public int Referral() => _processor.Process(_referral, _response, _info);
+    /// <summary>NXDOMAIN with DO from the NSEC3-signed zone: SOA, three NSEC3 and their RRSIGs.</summary>
+    [Benchmark] public int Nsec3NxDomain() => _nsec3.Process(_nsec3NxDomain, _response, _info);
+    /// <summary>An answer with DO from the NSEC3-signed zone: A and its RRSIG, no proof.</summary>
+    [Benchmark] public int Nsec3Exact() => _nsec3.Process(_nsec3Exact, _response, _info);
     [Benchmark] public int MxWithAdditional() => _processor.Process(_mx, _response, _info);
     /// <summary>Exact, through access lists and response rate limiting (the account is soon limited: drop or slip).</summary>
     [Benchmark] public int ExactThroughRrl() => _secured.Process(_exact, _response, _remote);

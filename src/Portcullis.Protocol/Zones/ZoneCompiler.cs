@@ -396,6 +396,8 @@ public sealed class ZoneCompiler
         Array.Resize(ref _names, _namesLength);
         Array.Resize(ref _nodes, _nodeCount);
         result.Data = new ZoneData(_origin, _class, _names, _nodes, _nodeCount, sets, nodeSets, rdata, extra, fragments, _buckets, records, owners);
+        // An NSEC3 chain the answers cannot use (RFC 9276 §3.2: too many iterations; not SHA-1) is said at load.
+        if (result.Data.Nsec3Problem is { } nsec3Problem) result.Warnings.Add(new ZoneWarning(new ZonePosition(zoneFile, 0, 0), nsec3Problem));
         _recs = [];
         _keys = [];
         _data = [];

@@ -47,8 +47,8 @@ public static class Answerer
     /// As above; with <paramref name="dnssecOk"/> (the query's EDNS DO bit, RFC 3225) the answer
     /// carries what RFC 4035 §3.1 asks of a signed zone: the RRSIGs of every RRset written in the
     /// answer and authority sections (and in the additional section when they fit), the NSEC proofs
-    /// of negative and wildcard answers, DS or its absence at referrals. A zone without signatures
-    /// or NSEC records answers the same either way.
+    /// (RFC 4035 §3.1.3) or NSEC3 proofs (RFC 5155 §7.2) of negative and wildcard answers, DS or its
+    /// absence at referrals. A zone without signatures or NSEC/NSEC3 records answers the same either way.
     /// </summary>
     public static AnswerResult Answer(Zone zone, scoped ReadOnlySpan<byte> qname, RecordType qtype, bool minimalAny, bool dnssecOk, ref DnsMessageWriter w)
     {
@@ -88,6 +88,9 @@ public static class Answerer
             {
                 var found = zone.Find(current[offsets[n - d]..]);
                 if (!found.Exists) break;
+                // RFC 5155 §7.2.8: the owners of NSEC3 records (hashes right below the apex) are not
+                // names of the zone; a question for one is answered as for a name that does not exist.
+                if (d == k + 1 && zone.Data.HasNsec3 && found.Get(RecordType.NSEC3).Exists) break;
                 ceDepth = d;
                 if (found.Has(NodeFlags.Delegation) && !(d == n && qtype == RecordType.DS)) { cutNode = found; break; }
                 if (found.Has(NodeFlags.Dname) && d < n) { dnameNode = found; break; }
@@ -99,7 +102,7 @@ public static class Answerer
                 // RFC 1034 §4.3.2 step 3b: a referral. After a CNAME the answer keeps its AA.
                 var ns = cutNode.Get(RecordType.NS);
                 if (!WriteSet(ref w, ns, default, DnsSection.Authority)) truncated = true;
-                else if (dnssec && !WriteReferralProof(ref w, zone, cutNode, ref proofs)) truncated = true;
+                else if (dnssec && !WriteReferralProof(ref w, zone, cutNode, current, offsets, n, ceDepth, ref proofs)) truncated = true;
                 else if (!FlushProofs(ref w, zone, ref proofs)) truncated = true;
                 else if (!WriteAdditional(ref w, ns, ref added, ref addedCount, mustFit: true, dnssec)) truncated = true;
                 return new AnswerResult(hop == 0 ? AnswerKind.Referral : kind, truncated, hop > 0, cutNode);
@@ -140,19 +143,35 @@ public static class Answerer
                 if (!exact.Exists)
                 {
                     if (!WriteSigned(ref w, zone.NegativeSoa, default, DnsSection.Authority, dnssec)) truncated = true;
-                    else if (dnssec)
+                    else if (dnssec && zone.Data.HasNsec)
                     {
                         // RFC 4035 §3.1.3.2: the NSEC that covers the name and the one that shows
                         // there is no wildcard at the closest encloser (often the same RRset).
                         proofs.Add(zone.Data.FindNsec(current));
                         proofs.Add(zone.Data.FindNsec(synth[..(2 + ceSuffix.Length)]));
                     }
+                    else if (dnssec && zone.Data.HasNsec3)
+                    {
+                        // RFC 5155 §7.2.2: the closest encloser proof (the NSEC3 matching the closest
+                        // encloser, the one covering the next closer name) and the NSEC3 covering the
+                        // wildcard at the closest encloser.
+                        int ce = AddClosestEncloserProof(zone, current, offsets, n, ceDepth, ref proofs);
+                        if (ce >= k)
+                        {
+                            var provable = current[offsets[n - ce]..];
+                            provable.CopyTo(synth[2..]);
+                            AddNsec3(zone, synth[..(2 + provable.Length)], matching: false, ref proofs);
+                        }
+                    }
                     return new AnswerResult(AnswerKind.NameError, truncated, true);
                 }
                 owner = current;
                 // RFC 4035 §3.1.3.3 and §3.1.3.4: an answer from a wildcard, positive or NODATA,
                 // proves that the name itself does not exist.
-                if (dnssec) proofs.Add(zone.Data.FindNsec(current));
+                if (dnssec && zone.Data.HasNsec) proofs.Add(zone.Data.FindNsec(current));
+                // RFC 5155 §7.2.6: the NSEC3 covering the next closer name (the RRSIG's labels field
+                // names the closest encloser); wildcard NODATA adds to it below (§7.2.5).
+                else if (dnssec && zone.Data.HasNsec3) AddNsec3(zone, current[offsets[n - ceDepth - 1]..], matching: false, ref proofs);
             }
 
             // RFC 1034 §4.3.2 step 3a: restart at the canonical name unless the question asks for
@@ -210,7 +229,23 @@ public static class Answerer
             if (!WriteSigned(ref w, zone.NegativeSoa, default, DnsSection.Authority, dnssec)) truncated = true;
             // RFC 4035 §3.1.3.1: the NSEC at the name shows the type is absent (for an empty
             // non-terminal, the NSEC that covers it); at a wildcard, §3.1.3.4, the wildcard's NSEC.
-            else if (dnssec) proofs.Add(zone.Data.FindNsec(exact.Name));
+            else if (dnssec && zone.Data.HasNsec) proofs.Add(zone.Data.FindNsec(exact.Name));
+            else if (dnssec && zone.Data.HasNsec3)
+            {
+                if (!owner.IsEmpty)
+                {
+                    // RFC 5155 §7.2.5, wildcard NODATA: the NSEC3 matching the closest encloser (the
+                    // next closer name's covering NSEC3 is already there) and the one matching the
+                    // wildcard, whose type bitmap lacks the type.
+                    AddNsec3(zone, current[offsets[n - ceDepth]..], matching: true, ref proofs);
+                    AddNsec3(zone, exact.Name, matching: true, ref proofs);
+                }
+                // RFC 5155 §7.2.3: the NSEC3 matching the name. Only with opt-out can there be none
+                // (a DS question at an insecure delegation, §7.2.4, or an empty non-terminal above
+                // only such delegations): then the closest provable encloser proof.
+                else if (!AddNsec3(zone, current, matching: true, ref proofs))
+                    AddClosestEncloserProof(zone, current, offsets, n, n - 1, ref proofs);
+            }
             return new AnswerResult(hop == 0 ? AnswerKind.NoData : kind, truncated, true, default, wildcard);
         }
     }
@@ -255,17 +290,56 @@ public static class Answerer
 
     /// <summary>
     /// RFC 4035 §3.1.4: after the NS of a referral, the DS RRset and its RRSIG when the child is
-    /// signed, else the NSEC at the cut (with its RRSIG) proving there is no DS.
+    /// signed, else the NSEC at the cut (with its RRSIG) proving there is no DS; in an NSEC3 zone
+    /// (RFC 5155 §7.2.7) the NSEC3 matching the cut, or with opt-out, where the cut has none, the
+    /// closest provable encloser proof (its next closer name's NSEC3 carries the opt-out flag).
+    /// The cut is the suffix of <paramref name="name"/> with <paramref name="cutDepth"/> labels.
     /// </summary>
-    private static bool WriteReferralProof(ref DnsMessageWriter w, Zone zone, ZoneNode cut, ref Proofs proofs)
+    private static bool WriteReferralProof(ref DnsMessageWriter w, Zone zone, ZoneNode cut, scoped ReadOnlySpan<byte> name,
+        scoped ReadOnlySpan<int> offsets, int n, int cutDepth, ref Proofs proofs)
     {
         var ds = cut.Get(RecordType.DS);
         if (ds.Exists) return WriteSigned(ref w, ds, default, DnsSection.Authority, dnssec: true);
-        proofs.Add(cut.Get(RecordType.NSEC));
+        if (zone.Data.HasNsec) proofs.Add(cut.Get(RecordType.NSEC));
+        else if (zone.Data.HasNsec3 && !AddNsec3(zone, cut.Name, matching: true, ref proofs))
+            AddClosestEncloserProof(zone, name, offsets, n, cutDepth - 1, ref proofs);
         return true;
     }
 
-    /// <summary>Writes the NSEC RRsets gathered so far, each once, with their RRSIGs, into the authority section.</summary>
+    /// <summary>
+    /// Adds the NSEC3 that matches (<paramref name="matching"/>) or covers the hash of a name
+    /// (RFC 5155 §7.2); false when there is none. The hash is computed in a stack buffer.
+    /// </summary>
+    private static bool AddNsec3(Zone zone, scoped ReadOnlySpan<byte> name, bool matching, ref Proofs proofs)
+    {
+        Span<byte> hash = stackalloc byte[ZoneData.Nsec3HashLength];
+        zone.Data.HashNsec3(name, hash);
+        var nsec3 = matching ? zone.Data.FindNsec3Matching(hash) : zone.Data.FindNsec3Covering(hash);
+        proofs.Add(nsec3);
+        return nsec3.Exists;
+    }
+
+    /// <summary>
+    /// RFC 5155 §7.2.1, the closest encloser proof of a name of <paramref name="n"/> labels: from the
+    /// ancestor of <paramref name="depth"/> labels upwards (at most n - 1, so that a next closer name
+    /// exists), the first with a matching NSEC3 is the closest provable encloser (with opt-out an
+    /// empty non-terminal or insecure delegation may have none); adds that NSEC3 and the one
+    /// covering the next closer name (the encloser plus one label of the name). Returns the
+    /// encloser's label count, or -1 when no ancestor down to the apex has an NSEC3.
+    /// </summary>
+    private static int AddClosestEncloserProof(Zone zone, scoped ReadOnlySpan<byte> name, scoped ReadOnlySpan<int> offsets, int n, int depth,
+        ref Proofs proofs)
+    {
+        for (int d = Math.Min(depth, n - 1), k = zone.Origin.LabelCount; d >= k; d--)
+        {
+            if (!AddNsec3(zone, name[offsets[n - d]..], matching: true, ref proofs)) continue;
+            AddNsec3(zone, name[offsets[n - d - 1]..], matching: false, ref proofs);
+            return d;
+        }
+        return -1;
+    }
+
+    /// <summary>Writes the NSEC/NSEC3 RRsets gathered so far, each once, with their RRSIGs, into the authority section.</summary>
     private static bool FlushProofs(ref DnsMessageWriter w, Zone zone, ref Proofs proofs)
     {
         for (; proofs.Written < proofs.Count; proofs.Written++)
@@ -279,7 +353,7 @@ public static class Answerer
         return true;
     }
 
-    /// <summary>NSEC RRsets an answer must carry, by number in the zone, gathered along the way.</summary>
+    /// <summary>NSEC or NSEC3 RRsets an answer must carry, by number in the zone, gathered along the way.</summary>
     private struct Proofs
     {
         public AddedSets Sets;

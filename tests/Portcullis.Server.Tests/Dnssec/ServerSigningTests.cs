@@ -92,11 +92,10 @@ public sealed class ServerSigningTests
         AssertValidates(server.EndPoint, anchors, "www.example.test", "A");
         AssertValidates(server.EndPoint, anchors, "example.test", "DNSKEY");
         AssertValidates(server.EndPoint, anchors, "example.test", "CDS");
-        if (!nsec3)
-        {
-            AssertValidates(server.EndPoint, anchors, "nope.www.example.test", "A");
-            AssertValidates(server.EndPoint, anchors, "anything.example.test", "TXT");
-        }
+        // Denial proofs: NSEC, or NSEC3 (RFC 5155 §7.2).
+        AssertValidates(server.EndPoint, anchors, "nope.www.example.test", "A");
+        AssertValidates(server.EndPoint, anchors, "anything.example.test", "TXT");
+        AssertValidates(server.EndPoint, anchors, "www.example.test", "MX");
     }
 
     [Fact]
