@@ -14,7 +14,7 @@ namespace Portcullis.Server.Dnssec;
 /// (<see cref="ZoneSigningOptions.Previous"/>), so an update costs the signatures of what it
 /// changed. Not thread-safe: the server calls it under its zone lock.
 /// </summary>
-public sealed class ZoneSigning
+public sealed class ZoneSigning : IDisposable
 {
     private readonly TimeProvider _time;
 
@@ -39,7 +39,14 @@ public sealed class ZoneSigning
     public SigningCounters LastCounters { get; private set; } = new();
 
     /// <summary>Re-reads the key states from disk (after `portcullis dnssec ds-seen` and a reload).</summary>
-    public void ReopenKeys() => Keys = ZoneKeys.Open(Origin, KeyDirectory, Policy, _time);
+    public void ReopenKeys()
+    {
+        var fresh = ZoneKeys.Open(Origin, KeyDirectory, Policy, _time);
+        Keys.Dispose();
+        Keys = fresh;
+    }
+
+    public void Dispose() => Keys.Dispose();
 
     /// <summary>The types signing makes; they are dropped from an unsigned version (an update or a zone file cannot set them).</summary>
     public static bool IsSignerMade(RecordType type) => type is RecordType.RRSIG or RecordType.NSEC or RecordType.NSEC3

@@ -51,7 +51,9 @@ public sealed partial class DnsServer
         if (states.TryGetValue(origin, out var state))
         {
             if (state.Signing.Policy == policy && state.Signing.KeyDirectory == directory) return state;
-            state.Signing = OpenSigning(origin, policy, directory);
+            var fresh = OpenSigning(origin, policy, directory);
+            state.Signing.Dispose();
+            state.Signing = fresh;
             return state;
         }
         state = new SignedZoneState(OpenSigning(origin, policy, directory));
@@ -296,6 +298,7 @@ public sealed partial class DnsServer
         foreach (var origin in _signed.Keys.Where(o => !keep.Contains(o)).ToList())
         {
             _signed[origin].Timer?.Dispose();
+            _signed[origin].Signing.Dispose();
             _signed.Remove(origin);
         }
     }
@@ -314,6 +317,15 @@ public sealed partial class DnsServer
                 state.Timer?.Dispose();
                 state.Timer = null;
             }
+    }
+
+    /// <summary>The keys' secrets released (after the last write at shutdown).</summary>
+    private void DisposeSigning()
+    {
+        lock (_reloadLock)
+            foreach (var state in _signed.Values) state.Signing.Dispose();
+        lock (_secondarySigningLock)
+            foreach (var state in _signedSecondaries.Values) state.Signing.Dispose();
     }
 
     // Signing secondaries have their own lock: engines publish from their own threads, and a
@@ -348,6 +360,7 @@ public sealed partial class DnsServer
             {
                 WriteSignedSecondary(origin);
                 _signedSecondaries[origin].Timer?.Dispose();
+                _signedSecondaries[origin].Signing.Dispose();
                 _signedSecondaries.Remove(origin);
             }
         }

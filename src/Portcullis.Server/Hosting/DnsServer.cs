@@ -392,6 +392,7 @@ public sealed partial class DnsServer : IDisposable
         lock (_reloadLock) pending = [.. _pendingWrites.Keys];
         foreach (var origin in pending) WriteZoneFile(origin);
         foreach (var origin in SignedSecondaries()) WriteSignedSecondary(origin);
+        DisposeSigning();
         _journals.Dispose();
         foreach (var u in _udp) u.Dispose();
         foreach (var t in _tcp) t.Dispose();

@@ -70,6 +70,22 @@ public sealed class DnssecCommandTests : IDisposable
         Assert.Matches(@"^example\.test\. IN DS \d+ 13 2 [0-9A-F]{64}\n$", stdout);
     }
 
+    [Fact]
+    public void Sign_with_zonemd_adds_a_digest_that_ldns_verify_zone_checks()
+    {
+        string zone = WriteZone();
+        Run("dnssec", "keygen", "example.test", "--ksk", "-K", _dir);
+        Run("dnssec", "keygen", "example.test", "-K", _dir);
+        var (code, _, stderr) = Run("dnssec", "sign", zone, "-o", "example.test", "-K", _dir, "--zonemd");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("\tZONEMD\t", File.ReadAllText(zone + ".signed"));
+        var ldns = Portcullis.Testing.ExternalProcess.Run("ldns-verify-zone", ["-ZZ", zone + ".signed"]);
+        Assert.True(ldns.ExitCode == 0, ldns.Stdout + ldns.Stderr);
+        // A changed record (its signature left as it was would fail anyway; the digest fails first or too).
+        File.WriteAllText(zone + ".tampered", File.ReadAllText(zone + ".signed").Replace("192.0.2.3", "192.0.2.4"));
+        Assert.NotEqual(0, Portcullis.Testing.ExternalProcess.Run("ldns-verify-zone", ["-ZZ", zone + ".tampered"]).ExitCode);
+    }
+
     [Theory]
     [InlineData(2, "dnssec", "keygen", "example.test", "-a", "dsa")]
     [InlineData(2, "dnssec", "keygen", "exa..mple")]
