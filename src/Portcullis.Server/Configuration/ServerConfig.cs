@@ -166,6 +166,8 @@ public sealed class DnssecPolicyConfig
     public int Nsec3SaltLength { get; set; }
     /// <summary>Publish CDS and CDNSKEY (RFC 7344) for the KSKs the parent should hold.</summary>
     public bool CdsCdnskeyPublish { get; set; } = true;
+    /// <summary>A ZONEMD digest (RFC 8976) at the apex, made anew with every version (a walk of the whole zone each time).</summary>
+    public bool Zonemd { get; set; }
 }
 
 /// <summary>

@@ -39,4 +39,6 @@ public sealed record DnssecPolicy
     public int Nsec3SaltLength { get; init; }
     /// <summary>Publish CDS (SHA-256) and CDNSKEY for the keys whose DS the parent should hold (RFC 7344, RFC 8078).</summary>
     public bool PublishCds { get; init; } = true;
+    /// <summary>Keep a ZONEMD (RFC 8976, SIMPLE, SHA-384) at the apex, recomputed with every new version.</summary>
+    public bool Zonemd { get; init; }
 }

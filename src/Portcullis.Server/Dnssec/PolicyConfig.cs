@@ -40,6 +40,7 @@ public static class PolicyConfig
             Nsec3Iterations = (ushort)c.Nsec3Iterations,
             Nsec3SaltLength = c.Nsec3SaltLength,
             PublishCds = c.CdsCdnskeyPublish,
+            Zonemd = c.Zonemd,
         };
         if (policy.SignatureValidity < TimeSpan.FromHours(1)) throw new FormatException("signature-validity must be at least 1h");
         if (policy.SignatureRefresh + policy.SignatureJitter >= policy.SignatureValidity)

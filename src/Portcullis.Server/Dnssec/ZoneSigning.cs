@@ -48,9 +48,13 @@ public sealed class ZoneSigning : IDisposable
 
     public void Dispose() => Keys.Dispose();
 
-    /// <summary>The types signing makes; they are dropped from an unsigned version (an update or a zone file cannot set them).</summary>
+    /// <summary>
+    /// The types signing makes; they are dropped from an unsigned version (an update or a zone file
+    /// cannot set them). A ZONEMD at the apex too: the content changes under it, so the signer
+    /// makes it (with the policy's zonemd) or there is none.
+    /// </summary>
     public static bool IsSignerMade(RecordType type) => type is RecordType.RRSIG or RecordType.NSEC or RecordType.NSEC3
-        or RecordType.NSEC3PARAM or RecordType.DNSKEY or RecordType.CDS or RecordType.CDNSKEY;
+        or RecordType.NSEC3PARAM or RecordType.DNSKEY or RecordType.CDS or RecordType.CDNSKEY or RecordType.ZONEMD;
 
     /// <summary>The unsigned content of a signed version: everything but what signing made (at the apex for the key types).</summary>
     public List<ResourceRecord> Strip(IEnumerable<ResourceRecord> records)
@@ -113,6 +117,7 @@ public sealed class ZoneSigning : IDisposable
         Nsec3 = Policy.Nsec3,
         Nsec3Iterations = Policy.Nsec3Iterations,
         Nsec3Salt = Salt(previous),
+        ZonemdHashAlgorithm = Policy.Zonemd ? Protocol.Dnssec.Zonemd.Sha384 : (byte)0,
         Previous = previous,
         Counters = counters,
     };

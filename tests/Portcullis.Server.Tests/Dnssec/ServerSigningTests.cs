@@ -99,6 +99,26 @@ public sealed class ServerSigningTests
     }
 
     [Fact]
+    public void With_zonemd_the_digest_is_kept_current_through_updates_and_ldns_verify_zone_checks_it()
+    {
+        using var server = new TestServer(c =>
+        {
+            Signed(c);
+            c.DnssecPolicies["digest"] = new DnssecPolicyConfig { Zonemd = true };
+            c.Zones[0].DnssecPolicy = "digest";
+        }, (Origin, TestServer.ExampleZone));
+        foreach (var step in new[] { "first", "after-update" })
+        {
+            if (step == "after-update")
+                Assert.Equal(0, NsUpdate(server.EndPoint, "update add digest.example.test 300 TXT \"changed\"").ExitCode);
+            string transferred = AxfrToFile(server, step + ".zone");
+            Assert.Contains("\tZONEMD\t", File.ReadAllText(transferred));
+            var ldns = ExternalProcess.Run("ldns-verify-zone", ["-ZZ", transferred]);
+            Assert.True(ldns.ExitCode == 0, step + ": " + ldns.Stdout + ldns.Stderr);
+        }
+    }
+
+    [Fact]
     public void An_update_is_signed_incrementally_and_IXFR_carries_only_the_signed_difference()
     {
         using var server = new TestServer(c => Signed(c), (Origin, TestServer.ExampleZone));
