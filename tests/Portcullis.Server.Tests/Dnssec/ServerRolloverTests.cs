@@ -31,6 +31,7 @@ public sealed class ServerRolloverTests
     [Theory]
     [InlineData("zsk")]
     [InlineData("ksk")]
+    [InlineData("algorithm")]
     public void A_rollover_runs_to_its_end_on_the_servers_own_timer_and_a_validator_with_cached_state_always_validates(string kind)
     {
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
@@ -53,7 +54,9 @@ public sealed class ServerRolloverTests
                     },
                 },
             };
-            using var server = new DnsServer(config, NullLoggerFactory.Instance, time: clock);
+            // An algorithm rollover starts when a reload brings a policy with another algorithm (13 → 15).
+            var reloaded = config;
+            using var server = new DnsServer(config, NullLoggerFactory.Instance, () => reloaded, clock);
             server.Start();
             string keyDir = Path.Combine(dir, "keys");
 
@@ -63,6 +66,19 @@ public sealed class ServerRolloverTests
             var firstKeys = Dnskeys(first.Records).Select(k => DnsKey.KeyTag(k)).ToHashSet();
             parent.Add((clock.GetUtcNow(), Cds(first.Records)));
             FollowCds(server, keyDir, clock, parent, first.Records);
+            if (kind == "algorithm")
+            {
+                reloaded = new ServerConfig
+                {
+                    Listen = config.Listen, AllowTransfer = config.AllowTransfer, Zones = config.Zones,
+                    DnssecPolicies = { ["fast"] = new DnssecPolicyConfig
+                    {
+                        Algorithm = "ed25519", ZskLifetime = "0", KskLifetime = "0",
+                        DnskeyTtl = 3600, PropagationDelay = "10m", ParentDsTtl = "1h", ParentPropagationDelay = "10m",
+                    } },
+                };
+                Assert.Equal(0, server.Reload());
+            }
             bool rolled = false;
             var trace = new List<string>();
             // The zone has a record with a TTL of one day: the old ZSK's signatures live that long in caches.
@@ -78,6 +94,13 @@ public sealed class ServerRolloverTests
                 var status = KeysStatus(keyDir, clock);
                 trace.Add($"{clock.GetUtcNow():MM-dd HH:mm} serial {Portcullis.Server.Replication.SerialNumber.Of(fetch.Records[0])}: "
                     + string.Join(", ", status.Select(s => $"{s.KeyTag} {s.Role} {s.State} next {s.NextTransition:MM-dd HH:mm}")));
+                if (kind == "algorithm")
+                {
+                    // The end: only Ed25519 keys and signatures; the old keys removed.
+                    rolled = status.Where(s => firstKeys.Contains(s.KeyTag)).All(s => s.State == KeyState.Removed)
+                        && fetch.Records.Where(r => r.Type == RecordType.RRSIG).All(r => r.Data[2] == (byte)DnssecAlgorithm.Ed25519);
+                    continue;
+                }
                 var role = kind == "ksk" ? KeyRole.Ksk : KeyRole.Zsk;
                 rolled = status.Any(s => s.Role == role && firstKeys.Contains(s.KeyTag) && s.State == KeyState.Removed)
                     && status.Any(s => s.Role == role && !firstKeys.Contains(s.KeyTag) && s.State == KeyState.Active);
@@ -86,9 +109,10 @@ public sealed class ServerRolloverTests
             }
             Assert.True(rolled, $"the {kind} rollover did not end within 60 fake hours: "
                 + string.Join("\n", trace.TakeLast(12)));
-            // The other role kept its key; the serial went up with every new version.
+            // The other role kept its key (an algorithm rollover replaces both); the serial went up with every new version.
             var last = fetches[^1].Records;
-            Assert.Contains(Dnskeys(last), k => DnsKey.IsSecureEntryPoint(k) != (kind == "ksk") && firstKeys.Contains(DnsKey.KeyTag(k)));
+            if (kind == "algorithm") Assert.All(Dnskeys(last), k => Assert.Equal((byte)DnssecAlgorithm.Ed25519, k[3]));
+            else Assert.Contains(Dnskeys(last), k => DnsKey.IsSecureEntryPoint(k) != (kind == "ksk") && firstKeys.Contains(DnsKey.KeyTag(k)));
             Assert.True(Portcullis.Server.Replication.SerialNumber.IsNewer(Portcullis.Server.Replication.SerialNumber.Of(last[0]), Portcullis.Server.Replication.SerialNumber.Of(first.Records[0])));
         }
         finally { Directory.Delete(dir, true); }
