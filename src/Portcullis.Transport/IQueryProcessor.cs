@@ -8,12 +8,14 @@ public enum TransportKind : byte { Udp, Tcp }
 /// <summary>Where a query came from and what the transport allows back.</summary>
 public readonly struct QueryContextInfo
 {
-    public QueryContextInfo(TransportKind transport, SocketAddress client, int tcpIdleTimeoutMs = 0, MessageStreamSlot? streams = null)
+    public QueryContextInfo(TransportKind transport, SocketAddress client, int tcpIdleTimeoutMs = 0, MessageStreamSlot? streams = null,
+        DeferralSlot? deferral = null)
     {
         Transport = transport;
         Client = client;
         TcpIdleTimeoutMs = tcpIdleTimeoutMs;
         Streams = streams;
+        Deferral = deferral;
     }
 
     public TransportKind Transport { get; }
@@ -26,6 +28,43 @@ public readonly struct QueryContextInfo
     /// null over UDP, where a response is one datagram.
     /// </summary>
     public MessageStreamSlot? Streams { get; }
+    /// <summary>
+    /// Where a query that cannot be answered now (recursion that must ask upstream) gets a handle to
+    /// answer it later from any thread (<see cref="DeferralSlot.Defer"/>); null when the transport
+    /// cannot defer.
+    /// </summary>
+    public DeferralSlot? Deferral { get; }
+}
+
+/// <summary>
+/// A response promised to one query and sent later, from any thread: over UDP a datagram to the
+/// client's address from the socket the query came in on; over TCP a frame on the query's
+/// connection, possibly after the answers to queries that came later (RFC 7766 §7: pipelined
+/// answers need not be in order; the ID pairs them). Exactly one of <see cref="Send"/> or
+/// <see cref="Abandon"/> counts; later calls do nothing. A client gone meanwhile (connection
+/// closed, listener stopped) makes <see cref="Send"/> a no-op.
+/// </summary>
+public interface IDeferredReply
+{
+    TransportKind Transport { get; }
+    /// <summary>Sends the response (a whole DNS message, without a TCP length); the bytes are copied.</summary>
+    void Send(ReadOnlySpan<byte> response);
+    /// <summary>Sends nothing, and releases what the transport holds for the reply (a TCP connection's pending count).</summary>
+    void Abandon();
+}
+
+/// <summary>
+/// Hands out <see cref="IDeferredReply"/> handles for the query being processed. The slow path:
+/// a handle is an allocation; answering from memory never touches the slot.
+/// </summary>
+public abstract class DeferralSlot
+{
+    /// <summary>
+    /// A handle that answers the query now being processed later; null when the transport will not
+    /// take another pending reply for this client (a TCP connection at its bound): answer now instead.
+    /// Call only from inside <see cref="IQueryProcessor.Process"/>.
+    /// </summary>
+    public abstract IDeferredReply? Defer();
 }
 
 /// <summary>

@@ -85,10 +85,11 @@ internal sealed class TcpAsyncListener : ITcpEngine
     {
         _open.TryAdd(client, 0);
         client.NoDelay = true;
-        // A connection's queries are answered one after another by this task: a slot of its own.
+        // A connection's queries are answered one after another by this task: slots of its own.
+        var connection = new AsyncConnection(client, _limits.IdleTimeout, _limits.MaxPendingPerConnection, _stop.Token);
         var info = new QueryContextInfo(TransportKind.Tcp, client.RemoteEndPoint!.Serialize(), (int)_limits.IdleTimeout.TotalMilliseconds,
-            new MessageStreamSlot());
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            new MessageStreamSlot(), connection);
+        var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         byte[]? input = null;
         int filled = 0;
         try
@@ -97,14 +98,31 @@ internal sealed class TcpAsyncListener : ITcpEngine
             {
                 if (!timeout.TryReset()) break;
                 timeout.CancelAfter(_limits.IdleTimeout);
-                // An idle connection holds no buffer: wait for data with a zero-byte read first.
-                if (filled == 0) await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout.Token).ConfigureAwait(false);
-                input ??= ArrayPool<byte>.Shared.Rent(InitialInputSize);
-                if (filled == input.Length) input = Grow(input, filled, input.Length * 2);
-                int n = await client.ReceiveAsync(input.AsMemory(filled), SocketFlags.None, timeout.Token).ConfigureAwait(false);
-                if (n == 0) break;
+                int n;
+                try
+                {
+                    // An idle connection holds no buffer: wait for data with a zero-byte read first.
+                    if (filled == 0) await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                    input ??= ArrayPool<byte>.Shared.Rent(InitialInputSize);
+                    if (filled == input.Length) input = Grow(input, filled, input.Length * 2);
+                    n = await client.ReceiveAsync(input.AsMemory(filled), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!_stop.IsCancellationRequested && connection.Pending > 0)
+                {
+                    // Idle, but deferred answers are still to come: the client waits for us, so the
+                    // connection stays (a fresh timer: the old one has fired).
+                    timeout.Dispose();
+                    timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                    continue;
+                }
+                if (n == 0)
+                {
+                    // The client is done sending; answers it still waits for go out before we close.
+                    await connection.Drained.WaitAsync(_stop.Token).ConfigureAwait(false);
+                    break;
+                }
                 filled += n;
-                int consumed = await AnswerFrames(client, input, filled, info, timeout).ConfigureAwait(false);
+                int consumed = await AnswerFrames(connection, input, filled, info, timeout).ConfigureAwait(false);
                 if (consumed < 0) break;
                 filled -= consumed;
                 if (filled == 0)
@@ -129,6 +147,8 @@ internal sealed class TcpAsyncListener : ITcpEngine
         catch (ObjectDisposedException) { }
         finally
         {
+            timeout.Dispose();
+            connection.Close();
             if (input is not null) ArrayPool<byte>.Shared.Return(input);
             try { client.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
             client.Dispose();
@@ -153,7 +173,7 @@ internal sealed class TcpAsyncListener : ITcpEngine
     /// Answers every complete frame in <paramref name="input"/>, in order, gathering the responses
     /// so that pipelined queries cost one send; returns the octets consumed, or -1 to close.
     /// </summary>
-    private async ValueTask<int> AnswerFrames(Socket client, byte[] input, int filled, QueryContextInfo info, CancellationTokenSource timeout)
+    private async ValueTask<int> AnswerFrames(AsyncConnection client, byte[] input, int filled, QueryContextInfo info, CancellationTokenSource timeout)
     {
         int start = 0;
         byte[]? output = null;
@@ -197,7 +217,7 @@ internal sealed class TcpAsyncListener : ITcpEngine
     /// progress is never cut and one whose client stopped reading is. The stream is disposed
     /// whatever happens (ended, client gone, timeout, server stopping).
     /// </summary>
-    private async ValueTask SendStream(Socket client, IMessageStream stream, byte[] output, CancellationTokenSource timeout)
+    private async ValueTask SendStream(AsyncConnection client, IMessageStream stream, byte[] output, CancellationTokenSource timeout)
     {
         try
         {
@@ -216,9 +236,18 @@ internal sealed class TcpAsyncListener : ITcpEngine
                 if (n <= 0) return;
                 BinaryPrimitives.WriteUInt16BigEndian(output, (ushort)n);
                 // In slices, each with the idle timeout anew: progress is measured by the slice, so a
-                // client reading steadily but slowly is not taken for one that stopped.
-                for (int at = 0; at < 2 + n; at += StreamSendSlice)
-                    await SendAll(client, output.AsMemory(at, Math.Min(StreamSendSlice, 2 + n - at)), timeout).ConfigureAwait(false);
+                // client reading steadily but slowly is not taken for one that stopped. One message
+                // holds the send lock throughout, so a deferred answer never lands inside it.
+                await client.SendLock.WaitAsync(_stop.Token).ConfigureAwait(false);
+                try
+                {
+                    for (int at = 0; at < 2 + n; at += StreamSendSlice)
+                        await SendUnlocked(client.Socket, output.AsMemory(at, Math.Min(StreamSendSlice, 2 + n - at)), timeout).ConfigureAwait(false);
+                }
+                finally
+                {
+                    client.SendLock.Release();
+                }
             }
         }
         finally
@@ -234,8 +263,21 @@ internal sealed class TcpAsyncListener : ITcpEngine
         }
     }
 
-    /// <summary>Sends everything; a client that does not read its answers within the idle timeout is dropped.</summary>
-    private async ValueTask SendAll(Socket client, ReadOnlyMemory<byte> data, CancellationTokenSource timeout)
+    /// <summary>Sends everything, whole, between the connection's deferred answers; a client that does not read its answers within the idle timeout is dropped.</summary>
+    private async ValueTask SendAll(AsyncConnection client, ReadOnlyMemory<byte> data, CancellationTokenSource timeout)
+    {
+        await client.SendLock.WaitAsync(_stop.Token).ConfigureAwait(false);
+        try
+        {
+            await SendUnlocked(client.Socket, data, timeout).ConfigureAwait(false);
+        }
+        finally
+        {
+            client.SendLock.Release();
+        }
+    }
+
+    private async ValueTask SendUnlocked(Socket client, ReadOnlyMemory<byte> data, CancellationTokenSource timeout)
     {
         if (!timeout.TryReset()) throw new OperationCanceledException();
         timeout.CancelAfter(_limits.IdleTimeout);
@@ -253,5 +295,118 @@ internal sealed class TcpAsyncListener : ITcpEngine
         foreach (var s in _open.Keys) { try { s.Dispose(); } catch (ObjectDisposedException) { } }
         try { _acceptLoop?.Wait(TimeSpan.FromSeconds(5)); } catch (AggregateException) { }
         _stop.Dispose();
+    }
+
+    /// <summary>
+    /// A connection of the asynchronous engine as its deferral slot: the serving task and deferred
+    /// replies share the socket through a send lock, each message whole (RFC 7766 §7: answers may
+    /// go out in any order, but never interleaved). The lock is uncontended (no allocation) unless
+    /// a deferred reply sends at the same moment.
+    /// </summary>
+    private sealed class AsyncConnection(Socket socket, TimeSpan idle, int maxPending, CancellationToken stop) : DeferralSlot
+    {
+        private readonly Lock _gate = new();
+        private int _pending;
+        private bool _closed;
+        private TaskCompletionSource? _drained;
+
+        public Socket Socket { get; } = socket;
+        public SemaphoreSlim SendLock { get; } = new(1, 1);
+        public int Pending => Volatile.Read(ref _pending);
+
+        /// <summary>Completes when no deferred reply is pending.</summary>
+        public Task Drained
+        {
+            get
+            {
+                lock (_gate) return _pending == 0 || _drained is null ? Task.CompletedTask : _drained.Task;
+            }
+        }
+
+        public override IDeferredReply? Defer()
+        {
+            lock (_gate)
+            {
+                if (_closed || _pending >= maxPending) return null;
+                if (_pending++ == 0) _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+            return new Reply(this);
+        }
+
+        public void Close()
+        {
+            TaskCompletionSource? drained;
+            lock (_gate)
+            {
+                _closed = true;
+                drained = _drained;
+            }
+            drained?.TrySetResult();
+        }
+
+        private void Done()
+        {
+            TaskCompletionSource? drained = null;
+            lock (_gate)
+                if (--_pending == 0) drained = _drained;
+            drained?.TrySetResult();
+        }
+
+        private async Task SendAsync(byte[] frame)
+        {
+            try
+            {
+                await SendLock.WaitAsync(stop).ConfigureAwait(false);
+                try
+                {
+                    bool closed;
+                    lock (_gate) closed = _closed;
+                    if (closed) return;   // the client is gone: a no-op
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                    timeout.CancelAfter(idle);
+                    var data = frame.AsMemory();
+                    while (!data.IsEmpty)
+                        data = data[await Socket.SendAsync(data, SocketFlags.None, timeout.Token).ConfigureAwait(false)..];
+                }
+                finally
+                {
+                    SendLock.Release();
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                // Client gone, too slow to read, or the server stopping: nobody to answer.
+            }
+            finally
+            {
+                Done();
+            }
+        }
+
+        private sealed class Reply(AsyncConnection connection) : IDeferredReply
+        {
+            private int _done;
+
+            public TransportKind Transport => TransportKind.Tcp;
+
+            public void Send(ReadOnlySpan<byte> response)
+            {
+                if (Interlocked.Exchange(ref _done, 1) != 0) return;
+                if (response.Length > 65535)
+                {
+                    connection.Done();
+                    return;
+                }
+                var frame = new byte[2 + response.Length];
+                BinaryPrimitives.WriteUInt16BigEndian(frame, (ushort)response.Length);
+                response.CopyTo(frame.AsSpan(2));
+                _ = connection.SendAsync(frame);
+            }
+
+            public void Abandon()
+            {
+                if (Interlocked.Exchange(ref _done, 1) == 0) connection.Done();
+            }
+        }
     }
 }

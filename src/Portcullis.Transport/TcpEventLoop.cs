@@ -1,10 +1,12 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
 
 namespace Portcullis.Transport;
 
@@ -99,13 +101,18 @@ internal sealed class TcpAdmission(TcpLimits limits)
 /// A query costs its share of three system calls and no hand-off between threads (with .NET's
 /// asynchronous sockets each read woke a thread-pool worker; docs/performance.md, TCP).
 /// <para>
-/// A connection is a slot (48 octets) found by its descriptor: its deadline, its address, and a
+/// A connection is a slot (56 octets) found by its descriptor: its deadline, its address, its count of deferred answers pending, and a
 /// <see cref="Spill"/> only while it holds a partial query or answers the kernel would not take yet.
 /// An idle connection holds no buffer and no object of its own. Connections are level-triggered:
 /// what one recv leaves unread is reported again by the next epoll_wait, so a busy client cannot
 /// starve the others. A client that does not read its answers is not read from (it gets no more
 /// answers queued) until the kernel has taken what was pending. Idle connections are closed by a
 /// sweep over the slots a few times per idle timeout.
+/// </para>
+/// <para>
+/// Deferred answers (recursion) are posted from other threads to a queue and the loop is woken
+/// through its eventfd to send them on its own thread, so connection state stays the loop's alone.
+/// A connection with answers pending is spared by the sweep (the client waits for us).
 /// </para>
 /// </summary>
 internal sealed unsafe class TcpEventLoop : IDisposable
@@ -128,7 +135,14 @@ internal sealed unsafe class TcpEventLoop : IDisposable
         public long Deadline;
         public Spill? Spill;
         public RawAddress Address;
+        /// <summary>Which connection on this descriptor (descriptors are reused): a deferred reply for an earlier one is dropped.</summary>
+        public int Generation;
+        /// <summary>Deferred replies promised and not yet sent or abandoned: the idle sweep spares the connection meanwhile.</summary>
+        public int Pending;
+        /// <summary>The client closed its side with replies pending: it is not read again, and closed once they are sent.</summary>
+        public bool PeerDone;
     }
+
 
     /// <summary>What a connection keeps between wake-ups, only while it has any: a partial query, unsent answers.</summary>
     private sealed class Spill
@@ -152,6 +166,8 @@ internal sealed unsafe class TcpEventLoop : IDisposable
     private readonly IQueryProcessor _processor;
     private readonly ILogger _logger;
     private readonly int _idleMs;
+    /// <summary>Deferred replies a connection may have pending at once (<see cref="TcpLimits.MaxPendingPerConnection"/>).</summary>
+    private readonly int _maxPending;
     private readonly int _sweepMs;
     private readonly int _addressSize;
     private readonly bool _v6;
@@ -162,6 +178,15 @@ internal sealed unsafe class TcpEventLoop : IDisposable
     private readonly Stack<Spill> _spills = new();
     /// <summary>Where the processor hands a stream back; one per loop, since the loop answers one query at a time.</summary>
     private readonly MessageStreamSlot _streams = new();
+    /// <summary>Deferred replies for the query being answered (<see cref="_current"/>), one per loop like <see cref="_streams"/>.</summary>
+    private readonly LoopDeferralSlot _deferral;
+    /// <summary>The descriptor whose query is being processed, for <see cref="_deferral"/>.</summary>
+    private int _current = -1;
+    private int _nextGeneration;
+    /// <summary>Deferred replies (or abandonments) posted from other threads; drained on the loop's thread after a wake-up.</summary>
+    private readonly ConcurrentQueue<(int Fd, int Generation, byte[]? Frame)> _deferred = new();
+    /// <summary>The wake-up eventfd as a SafeHandle, so that a reply posted while the loop is disposed never writes to a reused descriptor.</summary>
+    private readonly SafeFileHandle _wakeHandle;
     /// <summary>The slots, by descriptor, in chunks allocated as descriptors get that high and never moved.</summary>
     private Connection[]?[] _chunks = new Connection[]?[16];
     private int _mine;   // connections this loop serves
@@ -181,6 +206,7 @@ internal sealed unsafe class TcpEventLoop : IDisposable
         _logger = logger;
         _admission = admission;
         _idleMs = (int)Math.Clamp(limits.IdleTimeout.TotalMilliseconds, 1, int.MaxValue);
+        _maxPending = limits.MaxPendingPerConnection;
         _sweepMs = Math.Clamp(_idleMs / 8, 10, 1000);
         _v6 = endPoint.AddressFamily == AddressFamily.InterNetworkV6;
         _addressSize = _v6 ? 28 : 16;
@@ -196,6 +222,8 @@ internal sealed unsafe class TcpEventLoop : IDisposable
             LinuxTcp.Close(_epoll);
             throw e;
         }
+        _wakeHandle = new SafeFileHandle(_wake, ownsHandle: true);
+        _deferral = new LoopDeferralSlot(this);
         _thread = new Thread(Run) { IsBackground = true, Name = name };
     }
 
@@ -232,7 +260,7 @@ internal sealed unsafe class TcpEventLoop : IDisposable
                     try
                     {
                         if (fd == _listenFd) Accept();
-                        else if (fd == _wake) { ulong drain; LinuxTcp.Read(_wake, &drain, 8); }
+                        else if (fd == _wake) { ulong drain; LinuxTcp.Read(_wake, &drain, 8); DrainDeferred(); }
                         else if (Slot(fd).Spill is { Writing: true }) Writable(fd);
                         else Readable(fd);
                     }
@@ -277,7 +305,8 @@ internal sealed unsafe class TcpEventLoop : IDisposable
             for (int j = 0; j < chunk.Length; j++)
             {
                 long deadline = chunk[j].Deadline;
-                if (deadline != 0 && (now == 0 || deadline <= now)) Close((i << ChunkBits) + j);
+                // A connection waiting for deferred replies is not idle: the client waits for us.
+                if (deadline != 0 && (now == 0 || (deadline <= now && chunk[j].Pending == 0))) Close((i << ChunkBits) + j);
             }
         }
     }
@@ -325,6 +354,9 @@ internal sealed unsafe class TcpEventLoop : IDisposable
             ref var c = ref Slot(fd);
             c.Deadline = _now + _idleMs;
             c.Spill = null;
+            c.Generation = ++_nextGeneration;
+            c.Pending = 0;
+            c.PeerDone = false;
             new ReadOnlySpan<byte>(address, AddressBytes).CopyTo(c.Address);
             _mine++;
         }
@@ -351,6 +383,14 @@ internal sealed unsafe class TcpEventLoop : IDisposable
         if (n <= 0)
         {
             if (n < 0 && Marshal.GetLastPInvokeError() is LinuxTcp.EAGAIN or LinuxTcp.EINTR) return;
+            if (n == 0 && c.Pending > 0)
+            {
+                // The client is done sending but still waits for deferred answers (RFC 7766 §6.2.4
+                // leaves closing to the server once it has answered): stop reading, close when sent.
+                c.PeerDone = true;
+                if (spill is not { Writing: true }) LinuxTcp.Control(_epoll, LinuxTcp.EPOLL_CTL_MOD, fd, 0);
+                return;
+            }
             Close(fd);
             return;
         }
@@ -365,7 +405,8 @@ internal sealed unsafe class TcpEventLoop : IDisposable
     private void Answer(int fd, ref Connection c, byte[] buffer, int have)
     {
         c.Address[.._addressSize].CopyTo(_client.Buffer.Span);
-        var info = new QueryContextInfo(TransportKind.Tcp, _client, _idleMs, _streams);
+        _current = fd;
+        var info = new QueryContextInfo(TransportKind.Tcp, _client, _idleMs, _streams, _deferral);
         byte[] output = _output;
         int start = 0, written = 0;
         while (have - start >= 2)
@@ -511,7 +552,12 @@ internal sealed unsafe class TcpEventLoop : IDisposable
         if (spill.InputLength > 0) Answer(fd, ref c, spill.Input!, spill.InputLength);
         if (c.Deadline == 0 || spill.Unsent is not null || spill.Stream is not null) return;
         spill.Writing = false;
-        LinuxTcp.Control(_epoll, LinuxTcp.EPOLL_CTL_MOD, fd, LinuxTcp.EPOLLIN);
+        if (c.PeerDone && c.Pending == 0)
+        {
+            Close(fd);
+            return;
+        }
+        LinuxTcp.Control(_epoll, LinuxTcp.EPOLL_CTL_MOD, fd, c.PeerDone ? 0u : LinuxTcp.EPOLLIN);
         ReleaseSpillIfEmpty(ref c);
     }
 
@@ -620,6 +666,106 @@ internal sealed unsafe class TcpEventLoop : IDisposable
             CloseAll(0);
         }
         LinuxTcp.Close(_epoll);
-        LinuxTcp.Close(_wake);
+        _wakeHandle.Dispose();   // closes the eventfd once no poster holds it
+    }
+
+    /// <summary>
+    /// Takes a deferred reply (a framed response, or null for an abandoned one) from any thread and
+    /// wakes the loop, which sends it on its own thread: the connection's state is the loop's alone.
+    /// </summary>
+    private void Post(int fd, int generation, byte[]? frame)
+    {
+        _deferred.Enqueue((fd, generation, frame));
+        bool held = false;
+        try
+        {
+            _wakeHandle.DangerousAddRef(ref held);
+            ulong one = 1;
+            LinuxTcp.Write((int)_wakeHandle.DangerousGetHandle(), &one, 8);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The loop is gone, and the connection with it: nothing to send to.
+        }
+        finally
+        {
+            if (held) _wakeHandle.DangerousRelease();
+        }
+    }
+
+    /// <summary>Sends the deferred replies posted since the last wake-up, each on its connection if that is still the one it was for.</summary>
+    private void DrainDeferred()
+    {
+        while (_deferred.TryDequeue(out var item))
+        {
+            int fd = item.Fd;
+            if (fd >> ChunkBits >= _chunks.Length || _chunks[fd >> ChunkBits] is null) continue;
+            ref var c = ref Slot(fd);
+            if (c.Deadline == 0 || c.Generation != item.Generation) continue;   // closed meanwhile: a no-op
+            c.Pending--;
+            // The client gets a full idle timeout after its last answer.
+            c.Deadline = _now + _idleMs;
+            if (item.Frame is { } frame)
+            {
+                if (c.Spill?.Unsent is { } unsent)
+                {
+                    // Answers already wait for the socket: this one goes behind them, whole.
+                    var spill = c.Spill;
+                    int have = spill.UnsentEnd - spill.UnsentStart;
+                    var bigger = ArrayPool<byte>.Shared.Rent(have + frame.Length);
+                    Buffer.BlockCopy(unsent, spill.UnsentStart, bigger, 0, have);
+                    Buffer.BlockCopy(frame, 0, bigger, have, frame.Length);
+                    ArrayPool<byte>.Shared.Return(unsent);
+                    spill.Unsent = bigger;
+                    spill.UnsentStart = 0;
+                    spill.UnsentEnd = have + frame.Length;
+                    continue;
+                }
+                // Between whole messages, even of a stream: framing stays intact (RFC 7766 §7).
+                frame.CopyTo(_output, 0);
+                if (!Send(fd, ref c, frame.Length)) continue;   // closed, or the rest waits for EPOLLOUT
+            }
+            if (c.Pending == 0 && c.PeerDone && c.Spill is not { Writing: true }) Close(fd);
+        }
+    }
+
+    /// <summary>Deferral for the query the loop is answering: the handle names the connection by descriptor and generation.</summary>
+    private sealed class LoopDeferralSlot(TcpEventLoop loop) : DeferralSlot
+    {
+        public override IDeferredReply? Defer()
+        {
+            int fd = loop._current;
+            if (fd < 0) return null;
+            ref var c = ref loop.Slot(fd);
+            if (c.Deadline == 0 || c.Pending >= loop._maxPending) return null;
+            c.Pending++;
+            return new LoopDeferredReply(loop, fd, c.Generation);
+        }
+    }
+
+    private sealed class LoopDeferredReply(TcpEventLoop loop, int fd, int generation) : IDeferredReply
+    {
+        private int _done;
+
+        public TransportKind Transport => TransportKind.Tcp;
+
+        public void Send(ReadOnlySpan<byte> response)
+        {
+            if (response.Length > 65535 || Interlocked.Exchange(ref _done, 1) != 0)
+            {
+                Abandon();
+                return;
+            }
+            var frame = new byte[2 + response.Length];
+            BinaryPrimitives.WriteUInt16BigEndian(frame, (ushort)response.Length);
+            response.CopyTo(frame.AsSpan(2));
+            loop.Post(fd, generation, frame);
+        }
+
+        public void Abandon()
+        {
+            if (Interlocked.Exchange(ref _done, 1) != 0) return;
+            loop.Post(fd, generation, null);
+        }
     }
 }

@@ -14,6 +14,11 @@ public sealed record TcpLimits
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public int MaxConnections { get; init; } = 1000;
     public int MaxConnectionsPerClient { get; init; } = 32;
+    /// <summary>
+    /// Deferred answers (recursion) one connection may wait for at once; a query that would defer
+    /// one more is answered at once (SERVFAIL), so one client cannot pin unbounded state.
+    /// </summary>
+    public int MaxPendingPerConnection { get; init; } = 100;
 }
 
 /// <summary>

@@ -95,7 +95,8 @@ public sealed unsafe class UdpBatchListener : IUdpListener
     {
         nint fd = _socket.SafeHandle.DangerousGetHandle();
         var client = new SocketAddress(_socket.AddressFamily);
-        var info = new QueryContextInfo(TransportKind.Udp, client);
+        // A deferred reply (recursion) goes out later with its own sendto on this socket.
+        var info = new QueryContextInfo(TransportKind.Udp, client, deferral: new UdpDeferralSlot(_socket, client));
         while (!_stopping)
         {
             ResetReceiveHeaders();

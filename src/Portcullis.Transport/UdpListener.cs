@@ -38,7 +38,7 @@ public sealed class UdpListener : IUdpListener
         var query = new byte[65535];
         var response = new byte[65535];
         var client = new SocketAddress(_socket.AddressFamily);
-        var info = new QueryContextInfo(TransportKind.Udp, client);
+        var info = new QueryContextInfo(TransportKind.Udp, client, deferral: new UdpDeferralSlot(_socket, client));
         while (!_stopping)
         {
             int received;

@@ -163,9 +163,53 @@ public static class ConfigLoader
                 throw new ConfigException($"{where}: cookies: {key} must be 32 hexadecimal digits (128 bits)", value);
         if ((long)cl.QueriesPerSecond * cl.Window > 2_000_000)
             throw new ConfigException($"{where}: client-limit: queries-per-second times window must be at most 2,000,000", "queries-per-second");
+        ValidateRecursion(config.Recursion, where, path);
         // The access lists compile here so that their errors point into the file.
         try { Security.SecurityPolicy.From(config, Security.LocalNetworks.FromSystem()); }
         catch (ConfigException e) { throw new ConfigException($"{where}: {e.Message}", e.Scalar); }
+    }
+
+    /// <summary>The recursion: section: durations, forwarders, sizes, and the root hints file (read here, errors with its line).</summary>
+    private static void ValidateRecursion(RecursionConfig r, string where, string? path)
+    {
+        foreach (var (key, value) in new[] { ("cache-min-ttl", r.CacheMinTtl), ("cache-max-ttl", r.CacheMaxTtl), ("cache-max-negative-ttl", r.CacheMaxNegativeTtl) })
+        {
+            try { ServerConfig.ParseDuration(value); }
+            catch (FormatException e) { throw new ConfigException($"{where}: recursion: {key}: {e.Message}", value); }
+        }
+        if (ServerConfig.ParseDuration(r.CacheMinTtl) > ServerConfig.ParseDuration(r.CacheMaxTtl))
+            throw new ConfigException($"{where}: recursion: cache-min-ttl is above cache-max-ttl", r.CacheMinTtl);
+        Range(where, "recursion: cache-size", r.CacheSize, 1, 1 << 20);
+        Range(where, "recursion: max-in-flight", r.MaxInFlight, 1, 1_000_000);
+        foreach (var f in r.Forwarders)
+            ParseForwarder(f, $"{where}: recursion: forwarders");
+        foreach (var (zone, servers) in r.ForwardZones)
+        {
+            try { ServerConfig.AbsoluteName(zone); }
+            catch (FormatException e) { throw new ConfigException($"{where}: recursion: forward-zones: '{zone}': {e.Message}", zone); }
+            if (servers is null || servers.Count == 0)
+                throw new ConfigException($"{where}: recursion: forward-zones: {zone} has no servers", zone);
+            foreach (var f in servers) ParseForwarder(f, $"{where}: recursion: forward-zones: {zone}");
+        }
+        if (r.RootHints is { } hints)
+        {
+            if (path is not null && !Path.IsPathRooted(hints))
+                r.RootHints = hints = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, hints));
+            // Read now: a broken file stops the start (or the reload), pointing at its line.
+            RootHints.Load(hints);
+        }
+    }
+
+    /// <summary>A forwarder, "ADDRESS[@PORT]" (Unbound's forward-addr); no key.</summary>
+    internal static System.Net.IPEndPoint ParseForwarder(string text, string where)
+    {
+        try
+        {
+            var (endPoint, key) = ServerConfig.ParsePeer(text);
+            if (key is not null) throw new FormatException($"'{text}': expected ADDRESS[@PORT]");
+            return endPoint;
+        }
+        catch (FormatException e) { throw new ConfigException($"{where}: {e.Message}", text); }
     }
 
     private static bool SameName(string a, string? b) =>

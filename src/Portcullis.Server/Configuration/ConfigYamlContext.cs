@@ -16,6 +16,7 @@ namespace Portcullis.Server.Configuration;
 [YamlSerializable(typeof(RateLimitConfig))]
 [YamlSerializable(typeof(ClientLimitConfig))]
 [YamlSerializable(typeof(CookiesConfig))]
+[YamlSerializable(typeof(RecursionConfig))]
 [YamlSerializable(typeof(DnssecPolicyConfig))]
 public partial class ConfigYamlContext : StaticContext
 {

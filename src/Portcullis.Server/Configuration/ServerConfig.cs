@@ -40,6 +40,8 @@ public sealed class ServerConfig
     public RateLimitConfig RateLimit { get; set; } = new();
     public ClientLimitConfig ClientLimit { get; set; } = new();
     public CookiesConfig Cookies { get; set; } = new();
+    /// <summary>Recursive service for the clients allow-recursion admits (Unbound's options, by their names).</summary>
+    public RecursionConfig Recursion { get; set; } = new();
     /// <summary>
     /// DNSSEC signing policies by name, for zones with dnssec-signing (Knot's policy section). A zone
     /// without dnssec-policy uses "default": every field at its default.
@@ -217,6 +219,40 @@ public sealed class CookiesConfig
     public string? PreviousSecret { get; set; }
     /// <summary>Over UDP, answer cookie-bearing queries without a valid server cookie with BADCOOKIE (BIND's require-server-cookie).</summary>
     public bool Require { get; set; }
+}
+
+/// <summary>
+/// Recursion (names in no served zone), offered only to the clients allow-recursion admits
+/// (default: localhost and localnets, as BIND's allow-recursion). On by default with the built-in
+/// root hints: a server that is never an open resolver by default can still resolve for its own
+/// machine and networks (see docs/configuration.md). Defaults are Unbound's.
+/// </summary>
+public sealed class RecursionConfig
+{
+    public const int DefaultMaxInFlight = 1000;
+
+    public bool Enabled { get; set; } = true;
+    /// <summary>A root hints file in named.root format (NS of the root, A/AAAA of those names); unset: the built-in IANA hints.</summary>
+    public string? RootHints { get; set; }
+    /// <summary>Forward every name to these servers ("ADDRESS[@PORT]") instead of iterating (Unbound's forward-zone ".").</summary>
+    public List<string> Forwarders { get; set; } = [];
+    /// <summary>Names at or below a zone go to its servers ("ADDRESS[@PORT]"): Unbound's forward-zone.</summary>
+    public Dictionary<string, List<string>> ForwardZones { get; set; } = new();
+    /// <summary>MiB of cached records (Unbound's rrset-cache-size + msg-cache-size).</summary>
+    public int CacheSize { get; set; } = 64;
+    /// <summary>TTL floor of cached data (a duration: 0, 30s, 5m).</summary>
+    public string CacheMinTtl { get; set; } = "0";
+    public string CacheMaxTtl { get; set; } = "1d";
+    /// <summary>Ceiling of negative answers' TTL (RFC 2308 §5).</summary>
+    public string CacheMaxNegativeTtl { get; set; } = "1h";
+    /// <summary>RFC 9156, relaxed.</summary>
+    public bool QnameMinimisation { get; set; } = true;
+    /// <summary>RFC 8767: expired data when every upstream fails.</summary>
+    public bool ServeStale { get; set; } = true;
+    /// <summary>Refresh popular records before they expire.</summary>
+    public bool Prefetch { get; set; } = true;
+    /// <summary>Resolutions running at once; one more is answered SERVFAIL (Unbound's num-queries-per-thread is 1024).</summary>
+    public int MaxInFlight { get; set; } = DefaultMaxInFlight;
 }
 
 public sealed class LimitsConfig

@@ -29,7 +29,9 @@ public sealed partial class DnsServer : IDisposable
     private readonly Lock _reloadLock = new();
     private ServerConfig _config;
 
-    public DnsServer(ServerConfig config, ILoggerFactory loggerFactory, Func<ServerConfig>? reloadConfig = null, TimeProvider? time = null)
+    /// <param name="recursion">Builds the resolver from recursion: (null: <see cref="DefaultRecursionFactory"/>).</param>
+    public DnsServer(ServerConfig config, ILoggerFactory loggerFactory, Func<ServerConfig>? reloadConfig = null, TimeProvider? time = null,
+        RecursionFactory? recursion = null)
     {
         _time = time ?? TimeProvider.System;
         _config = config;
@@ -46,6 +48,7 @@ public sealed partial class DnsServer : IDisposable
         _journals = new PrimaryJournals(_logger, (long)config.Limits.JournalMaxSize << 20);
         _signingLogger = loggerFactory.CreateLogger("Portcullis.Dnssec");
         Processor.UpdateHandler = new ZoneUpdates(loggerFactory.CreateLogger("Portcullis.Update"), LookupForUpdate, CommitUpdate, SignUpdate, _reloadLock);
+        InitRecursion(recursion);
     }
 
     /// <summary>Zone files rewritten this long after the last update (coalescing bursts; the journal has them meanwhile).</summary>
@@ -218,6 +221,7 @@ public sealed partial class DnsServer : IDisposable
             _tcp.Add(new Transport.TcpListener(bound, Processor, _loggerFactory.CreateLogger("Portcullis.Transport.Tcp"), limits));
         }
         WarnIfOpen(Processor.Options.Security);
+        ConfigureRecursion(_config);
         foreach (var u in _udp) u.Start();
         foreach (var t in _tcp) t.Start();
         foreach (var z in zones) _logger.LogInformation("zone {Zone} loaded: serial {Serial}, {Records} records", z.Origin, z.Serial, z.RecordCount);
@@ -243,6 +247,7 @@ public sealed partial class DnsServer : IDisposable
                     _config = fresh;
                     Processor.Options = QueryProcessorOptions.From(fresh, previous: Processor.Options);
                     WarnIfOpen(Processor.Options.Security);
+                    ConfigureRecursion(fresh);
                 }
                 catch (Exception e) when (e is ConfigException or IOException)
                 {
@@ -396,6 +401,7 @@ public sealed partial class DnsServer : IDisposable
         _journals.Dispose();
         foreach (var u in _udp) u.Dispose();
         foreach (var t in _tcp) t.Dispose();
+        DisposeRecursion();
         _udp.Clear();
         _tcp.Clear();
         _events.Dispose();

@@ -1,8 +1,10 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Portcullis.Protocol.Messages;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
@@ -11,6 +13,7 @@ using Portcullis.Protocol.Wire;
 using Portcullis.Protocol.Zones;
 using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
+using Portcullis.Server.Resolution;
 using Portcullis.Server.Security;
 using Portcullis.Server.Transfer;
 using Portcullis.Transport;
@@ -39,6 +42,8 @@ public sealed class QueryProcessorOptions
     public byte[]? ChaosServerId { get; init; }
     /// <summary>Outgoing zone transfers at once (BIND's transfers-out); one more gets SERVFAIL.</summary>
     public int TransfersOut { get; init; } = ZoneTransfers.DefaultLimit;
+    /// <summary>Resolutions running at once (recursion: max-in-flight); one more is answered SERVFAIL at once.</summary>
+    public int MaxResolutionsInFlight { get; init; } = RecursionConfig.DefaultMaxInFlight;
 
     public static QueryProcessorOptions From(ServerConfig c, LocalNetworks? local = null, QueryProcessorOptions? previous = null) => new()
     {
@@ -50,6 +55,7 @@ public sealed class QueryProcessorOptions
             : null,
         UdpMaxResponse = c.Limits.UdpMaxResponse,
         TransfersOut = c.Limits.TransfersOut,
+        MaxResolutionsInFlight = c.Recursion.MaxInFlight,
         Security = SecurityPolicy.From(c, local ?? LocalNetworks.FromSystem()),
         Cookies = !c.Cookies.Enabled ? null
             : c.Cookies.Secret is { } secret ? new CookieAuthority(Convert.FromHexString(secret),
@@ -165,6 +171,24 @@ public sealed class QueryProcessor : IQueryProcessor
 
     public QueryProcessorOptions Options { get => _options; set => _options = value; }
 
+    private volatile IRecursion? _recursion;
+    private int _inFlight;
+
+    /// <summary>
+    /// The recursive side (cache and resolver) for names in no served zone, for clients that
+    /// allow-recursion admits; null when recursion is off (such names are then REFUSED).
+    /// </summary>
+    public IRecursion? Recursion { get => _recursion; set => _recursion = value; }
+
+    /// <summary>Resolutions started and not yet answered.</summary>
+    public int ResolutionsInFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Cancels resolutions when the server stops (their clients then get nothing).</summary>
+    public CancellationToken Stopping { get; set; }
+
+    /// <summary>Where resolutions that fail with an exception are logged.</summary>
+    public ILogger RecursionLogger { get; set; } = NullLogger.Instance;
+
     public int Process(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info)
     {
         var options = _options;
@@ -217,7 +241,8 @@ public sealed class QueryProcessor : IQueryProcessor
         // zone share one account), the delegation point for referrals.
         ReadOnlySpan<byte> identity = kind switch
         {
-            ResponseKind.NXDomain => outcome.Zone!.Origin.Wire,
+            // (From the cache, NXDOMAIN has no zone of ours: its account is the name's, below.)
+            ResponseKind.NXDomain when outcome.Zone is not null => outcome.Zone.Origin.Wire,
             ResponseKind.Referral when outcome.Cut.Exists => outcome.Cut.Name,
             ResponseKind.Error => default,
             // Answers synthesised from one wildcard share its account, so random names under it
@@ -401,10 +426,14 @@ public sealed class QueryProcessor : IQueryProcessor
         var zone = _catalog.FindZone(qname[..qnameLength], forDs: qtype == RecordType.DS);
         if (zone is null)
         {
-            // Not ours. There is no resolver yet, so every such query is refused; the Extended DNS
-            // Error tells a client outside allow-recursion that it is prohibited (RFC 8914 §4.19),
-            // and one inside that this server is not authoritative (§4.21).
+            // Not ours: recursion, for the clients allow-recursion admits, when there is a resolver
+            // (class IN; transfers are never recursed). Otherwise refused; the Extended DNS Error
+            // tells a client outside allow-recursion that it is prohibited (RFC 8914 §4.19), and one
+            // inside that this server is not authoritative (§4.21). The cache answers nobody else,
+            // RD=0 included: what it holds says what admitted clients asked.
             bool recursionAllowed = policy.Recursion.Allows(client);
+            if (recursionAllowed && _recursion is { } recursion && qclass == RecordClass.IN && qtype is not (RecordType.AXFR or RecordType.IXFR))
+                return AnswerRecursively(recursion, response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, in info, ref outcome);
             _counters.Count(recursionAllowed ? SecurityReason.NotAuthoritative : SecurityReason.RecursionRefused);
             reply.Ede = recursionAllowed ? EdeNotAuthoritative : EdeProhibited;
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
@@ -452,6 +481,179 @@ public sealed class QueryProcessor : IQueryProcessor
         outcome.Cut = result.Cut;
         outcome.Wildcard = result.Wildcard;
         return AppendOpt(response, length, reply, 0);
+    }
+
+    /// <summary>
+    /// A name in no served zone, from a client allow-recursion admits. RD=0 gets REFUSED with RA
+    /// and no look at the cache, as Unbound answers with its default access-control "allow" (only
+    /// "allow_snoop" lets non-recursive queries read the cache): RFC 1034 §4.3.1 leaves recursion to
+    /// the client's asking, and answering RD=0 from the cache would let anyone admitted snoop on
+    /// what others asked. With RD=1 the cache answers on this thread when it can (RA set, AA clear:
+    /// RFC 1035 §4.1.1; TC when a section did not fit, as for authoritative answers). A miss is deferred:
+    /// the transport keeps the client, the resolution runs on the thread pool, and its result is
+    /// written and sent from there (<see cref="ResolveAndReply"/>); nothing is sent now. At most
+    /// <see cref="QueryProcessorOptions.MaxResolutionsInFlight"/> run at once, and a TCP connection
+    /// keeps a bounded number pending: beyond either, SERVFAIL now with EDE 0 (Other).
+    /// </summary>
+    private int AnswerRecursively(IRecursion recursion, Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype,
+        RecordClass qclass, EdnsReply reply, int maxSize, in QueryContextInfo info, ref Outcome outcome)
+    {
+        h.RecursionAvailable = true;
+        if (!h.RecursionDesired)
+        {
+            _counters.Count(SecurityReason.RecursionNotDesired);
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.Refused, reply, maxSize);
+        }
+        var w = new DnsMessageWriter(response[..(maxSize - reply.Size)]);
+        w.Header = h;
+        w.TryWriteQuestion(qname, qtype, qclass);
+        if (recursion.TryAnswerFromCache(qname, qtype, qclass, reply.DnssecOk, ref w, out var rcode, out bool truncated))
+        {
+            _counters.Count(SecurityReason.RecursionCacheHit);
+            w.Header.AuthoritativeAnswer = false;
+            w.Header.RecursionAvailable = true;
+            w.Header.Truncated = truncated;
+            w.Header.Rcode = (byte)((int)rcode & 0xF);
+            int length = w.Finish();
+            outcome.Error = rcode is not (Rcode.NoError or Rcode.NXDomain);
+            outcome.Kind = rcode == Rcode.NXDomain ? AnswerKind.NameError
+                : BinaryPrimitives.ReadUInt16BigEndian(response[6..]) > 0 ? AnswerKind.Answer : AnswerKind.NoData;
+            return AppendOpt(response, length, reply, (int)rcode >> 4);
+        }
+        _counters.Count(SecurityReason.RecursionCacheMiss);
+        if (Interlocked.Increment(ref _inFlight) > _options.MaxResolutionsInFlight)
+        {
+            Interlocked.Decrement(ref _inFlight);
+            _counters.Count(SecurityReason.RecursionOverload);
+            reply.Ede = EdeOther;
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.ServFail, reply, maxSize);
+        }
+        var deferred = info.Deferral?.Defer();
+        if (deferred is null)
+        {
+            // The transport cannot hold another pending answer for this client (or none at all).
+            Interlocked.Decrement(ref _inFlight);
+            _counters.Count(SecurityReason.RecursionOverload);
+            reply.Ede = EdeOther;
+            return Respond(response, h, true, qname, qtype, qclass, Rcode.ServFail, reply, maxSize);
+        }
+        // The slow path from here: what the answer needs is copied out of the query's buffers.
+        var pending = new PendingResolution
+        {
+            Recursion = recursion,
+            Reply = deferred,
+            Header = h,
+            Qname = qname.ToArray(),
+            QType = qtype,
+            QClass = qclass,
+            Edns = reply.Present,
+            DnssecOk = reply.DnssecOk,
+            KeepaliveMs = reply.KeepaliveMs,
+            Cookie = reply.Cookie.IsEmpty ? null : reply.Cookie.ToArray(),
+            MaxSize = maxSize,
+            TsigKey = outcome.TsigKey,
+            RequestMac = outcome.TsigKey is null ? null : ((ReadOnlySpan<byte>)outcome.RequestMac)[..outcome.RequestMacLength].ToArray(),
+        };
+        // Off the receive thread: a resolution may take seconds (RFC 1034 §5.3.3), and even its
+        // synchronous start must not hold the queries behind it.
+        _ = Task.Run(() => ResolveAndReply(pending));
+        return 0;
+    }
+
+    /// <summary>What a deferred answer needs of its query (copied: the transport reuses its buffers).</summary>
+    private sealed class PendingResolution
+    {
+        public required IRecursion Recursion;
+        public required IDeferredReply Reply;
+        public DnsHeader Header;
+        public required byte[] Qname;
+        public RecordType QType;
+        public RecordClass QClass;
+        public bool Edns, DnssecOk;
+        public int KeepaliveMs;
+        public byte[]? Cookie;
+        public int MaxSize;
+        public TsigKey? TsigKey;
+        public byte[]? RequestMac;
+    }
+
+    private async Task ResolveAndReply(PendingResolution p)
+    {
+        ResolutionResult result;
+        try
+        {
+            result = await p.Recursion.ResolveAsync(new ResolverQuestion(DnsName.FromWire(p.Qname), p.QType, p.QClass), Stopping).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+        {
+            // The server is stopping: nothing will be sent.
+            Interlocked.Decrement(ref _inFlight);
+            p.Reply.Abandon();
+            return;
+        }
+        catch (Exception e)
+        {
+            RecursionLogger.LogError(e, "resolution of {Name} {Type} failed", DnsName.FromWire(p.Qname), p.QType);
+            result = new ResolutionResult { Rcode = Rcode.ServFail, Failure = e.Message };
+        }
+        _counters.Count(result.Rcode is Rcode.NoError or Rcode.NXDomain ? SecurityReason.RecursionResolved : SecurityReason.RecursionFailed);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(65535);
+        try
+        {
+            int length = WriteResolved(p, result, buffer);
+            Interlocked.Decrement(ref _inFlight);
+            p.Reply.Send(buffer.AsSpan(0, length));
+        }
+        catch (Exception e)
+        {
+            RecursionLogger.LogError(e, "answer to {Name} {Type} could not be written", DnsName.FromWire(p.Qname), p.QType);
+            Interlocked.Decrement(ref _inFlight);
+            p.Reply.Abandon();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// The answer from a resolution: the query's ID, RD and CD echoed, RA set, AA clear, the
+    /// question as asked (case kept), the answer and authority records in order, within the size
+    /// the client can take (TC when they do not fit: RFC 2181 §9), and our OPT record when the query
+    /// had one (DO echoed, keepalive, cookie, the resolver's EDE: RFC 8914). Without DO, DNSSEC
+    /// records are left out unless asked for (RFC 4035 §3.2.1). Signed when the query was (RFC 8945 §5.3).
+    /// </summary>
+    private int WriteResolved(PendingResolution p, ResolutionResult r, Span<byte> buffer)
+    {
+        var reply = new EdnsReply(p.Edns, p.DnssecOk, p.KeepaliveMs) { Cookie = p.Cookie, Ede = r.Ede is { } ede ? ede : -1 };
+        var w = new DnsMessageWriter(buffer[..(p.MaxSize - reply.Size)]);
+        w.Header = p.Header;
+        w.Header.RecursionAvailable = true;
+        w.Header.AuthoritativeAnswer = false;
+        w.TryWriteQuestion(p.Qname, p.QType, p.QClass);
+        bool truncated = !WriteSection(ref w, r.Answer, DnsSection.Answer, p) || !WriteSection(ref w, r.Authority, DnsSection.Authority, p);
+        w.Header.Truncated = truncated;
+        w.Header.Rcode = (byte)((int)r.Rcode & 0xF);
+        int length = AppendOpt(buffer, w.Finish(), reply, (int)r.Rcode >> 4);
+        if (p.TsigKey is { } key)
+        {
+            Span<byte> mac = stackalloc byte[TsigAlgorithms.MaxMacSize];
+            int signed = Tsig.Sign(buffer, length, key, p.RequestMac, hasPrior: true, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), Tsig.DefaultFudge,
+                TsigError.NoError, default, timersOnly: false, mac, out _);
+            if (signed > 0) length = signed;
+        }
+        return length;
+    }
+
+    private static bool WriteSection(ref DnsMessageWriter w, IReadOnlyList<ResourceRecord> records, DnsSection section, PendingResolution p)
+    {
+        for (int i = 0; i < records.Count; i++)
+        {
+            var rr = records[i];
+            if (!p.DnssecOk && rr.Type != p.QType && rr.Type is RecordType.RRSIG or RecordType.NSEC or RecordType.NSEC3) continue;
+            if (!w.TryWriteRecord(rr, section)) return false;
+        }
+        return true;
     }
 
     /// <summary>
@@ -699,6 +901,7 @@ public sealed class QueryProcessor : IQueryProcessor
         return AppendOpt(response, w.Finish(), reply, (int)rcode >> 4);
     }
 
+    private const int EdeOther = 0;                // RFC 8914 §4.1
     private const int EdeProhibited = 18;          // RFC 8914 §4.19
     private const int EdeNotAuthoritative = 20;    // RFC 8914 §4.21
     private const int EdeNotSupported = 21;        // RFC 8914 §4.22

@@ -29,6 +29,18 @@ public enum SecurityReason
     BadCookie,
     /// <summary>A TSIG-signed request that failed its check (unknown key, bad MAC, time, truncation): NOTAUTH.</summary>
     TsigRejected,
+    /// <summary>Recursion: answered from the cache on the receive thread.</summary>
+    RecursionCacheHit,
+    /// <summary>Recursion: not in the cache, so resolved.</summary>
+    RecursionCacheMiss,
+    /// <summary>Recursion: a resolution that ended in NOERROR or NXDOMAIN.</summary>
+    RecursionResolved,
+    /// <summary>Recursion: a resolution that ended in SERVFAIL or another error.</summary>
+    RecursionFailed,
+    /// <summary>Recursion: SERVFAIL at once, resolutions in flight (or a connection's pending answers) at their bound.</summary>
+    RecursionOverload,
+    /// <summary>Recursion: an admitted client's query with RD=0: REFUSED, the cache not consulted (Unbound's "allow").</summary>
+    RecursionNotDesired,
 }
 
 /// <summary>
@@ -42,7 +54,7 @@ public sealed class SecurityCounters
     [
         "query-refused", "recursion-refused", "not-authoritative", "transfer-refused", "update-refused", "notify-refused",
         "rrl-dropped", "rrl-slipped", "rrl-limited-episode", "client-blocked-query", "client-block-started", "cookie-malformed", "bad-cookie",
-        "tsig-rejected",
+        "tsig-rejected", "recursion-cache-hit", "recursion-cache-miss", "recursion-resolved", "recursion-failed", "recursion-overload", "recursion-rd-clear",
     ];
 
     // One cache line per counter, so that workers counting different reasons do not contend.

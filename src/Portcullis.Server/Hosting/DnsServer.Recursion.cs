@@ -1,0 +1,99 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Portcullis.Protocol.Names;
+using Portcullis.Server.Configuration;
+using Portcullis.Server.Resolution;
+
+namespace Portcullis.Server.Hosting;
+
+/// <summary>Builds the resolver from the configuration's recursion: section (options, clock, logger).</summary>
+public delegate IRecursion RecursionFactory(ResolverOptions options, TimeProvider time, ILogger logger);
+
+/// <summary>Recursion hosting: the resolver built from recursion:, handed to the query pipeline, rebuilt when reload changes it.</summary>
+public sealed partial class DnsServer
+{
+    /// <summary>
+    /// The resolver a server gets when its constructor is given none. Until the resolver lands
+    /// this is null and recursion stays off (names outside the zones are REFUSED); plug it in with
+    /// <c>(options, time, logger) => new IterativeResolver(options, time, logger)</c>.
+    /// </summary>
+    public static RecursionFactory? DefaultRecursionFactory { get; } = null;
+
+    private RecursionFactory? _recursionFactory;
+    private IRecursion? _recursion;
+    /// <summary>The recursion: section the running resolver was built from (its options, compared on reload).</summary>
+    private string? _recursionKey;
+
+    /// <summary>The resolver serving recursion now, or null when recursion is off.</summary>
+    public IRecursion? Recursion => _recursion;
+
+    private void InitRecursion(RecursionFactory? factory)
+    {
+        _recursionFactory = factory ?? DefaultRecursionFactory;
+        Processor.Stopping = _stopping.Token;
+        Processor.RecursionLogger = _loggerFactory.CreateLogger("Portcullis.Recursion");
+    }
+
+    /// <summary>
+    /// Builds (or keeps, when its section is unchanged) the resolver for <paramref name="config"/>
+    /// and hands it to the pipeline; the one it replaces is disposed once swapped out (resolutions
+    /// it is running finish on their own).
+    /// </summary>
+    private void ConfigureRecursion(ServerConfig config)
+    {
+        var r = config.Recursion;
+        string? key = r.Enabled && _recursionFactory is not null ? Describe(r) : null;
+        if (key == _recursionKey) return;
+        IRecursion? fresh = null;
+        if (key is not null)
+        {
+            fresh = _recursionFactory!(ResolverOptionsFrom(r), _time, _loggerFactory.CreateLogger("Portcullis.Resolver"));
+            _logger.LogInformation("recursion on for allow-recursion ({Acl}): {Mode}", Processor.Options.Security.Recursion.Description,
+                r.Forwarders.Count > 0 ? $"forwarding to {string.Join(", ", r.Forwarders)}"
+                    : r.RootHints is null ? "from the built-in root hints" : $"from the root hints in {r.RootHints}");
+        }
+        else if (r.Enabled && _recursionFactory is null)
+            _logger.LogInformation("recursion is enabled but this build has no resolver: names outside the zones are refused");
+        var old = _recursion;
+        _recursion = fresh;
+        _recursionKey = key;
+        Processor.Recursion = fresh;
+        (old as IDisposable)?.Dispose();
+    }
+
+    private void DisposeRecursion()
+    {
+        Processor.Recursion = null;
+        (_recursion as IDisposable)?.Dispose();
+        _recursion = null;
+    }
+
+    /// <summary>The recursion: section as the resolver's options (the configuration was validated: values parse).</summary>
+    public static ResolverOptions ResolverOptionsFrom(RecursionConfig r)
+    {
+        var forwarders = new Dictionary<DnsName, IReadOnlyList<IPEndPoint>>();
+        foreach (var (zone, servers) in r.ForwardZones)
+            forwarders[ServerConfig.AbsoluteName(zone)] = servers.Select(s => ConfigLoader.ParseForwarder(s, "forward-zones")).ToArray();
+        if (r.Forwarders.Count > 0)
+            forwarders[DnsName.Root] = r.Forwarders.Select(s => ConfigLoader.ParseForwarder(s, "forwarders")).ToArray();
+        return new ResolverOptions
+        {
+            RootHints = r.RootHints is { } file ? RootHints.Load(file) : [],
+            Forwarders = forwarders,
+            CacheBytes = (long)r.CacheSize << 20,
+            MinTtl = ServerConfig.ParseDuration(r.CacheMinTtl),
+            MaxTtl = ServerConfig.ParseDuration(r.CacheMaxTtl),
+            MaxNegativeTtl = ServerConfig.ParseDuration(r.CacheMaxNegativeTtl),
+            QnameMinimisation = r.QnameMinimisation,
+            ServeStale = r.ServeStale,
+            Prefetch = r.Prefetch,
+        };
+    }
+
+    /// <summary>Everything in the section that the resolver is built from, as text (the root hints file by content).</summary>
+    private static string Describe(RecursionConfig r) => string.Join("\n",
+        r.RootHints ?? "", r.RootHints is { } f && File.Exists(f) ? File.ReadAllText(f) : "",
+        string.Join(",", r.Forwarders),
+        string.Join(";", r.ForwardZones.OrderBy(z => z.Key, StringComparer.OrdinalIgnoreCase).Select(z => z.Key + "=" + string.Join(",", z.Value))),
+        r.CacheSize, r.CacheMinTtl, r.CacheMaxTtl, r.CacheMaxNegativeTtl, r.QnameMinimisation, r.ServeStale, r.Prefetch);
+}
