@@ -89,7 +89,7 @@ public static class ZoneSigner
         var signatures = new SignatureSource(options, now, inception);
 
         // Drop what signing makes anew; keep DNSKEYs already in the zone (pre-published keys).
-        var input = new List<ResourceRecord>();
+        var input = new List<ResourceRecord>(records is IReadOnlyCollection<ResourceRecord> c ? c.Count : 0);
         ResourceRecord? soa = null;
         foreach (var r in records)
         {
@@ -108,102 +108,146 @@ public static class ZoneSigner
         if (options.DnskeyTtl is null)
             foreach (var r in input)
                 if (r.Type == RecordType.DNSKEY && r.Owner.Equals(apex)) { dnskeyTtl = r.Ttl; break; }
-        foreach (var key in keys.Published) input.Add(DnssecSigner.DnskeyRecord(key, dnskeyTtl));
+        // The records signing adds are kept apart and merged in: the input is usually a zone's
+        // canonical records already, and sorting it again would cost more than the rest.
+        var made = new List<ResourceRecord>();
+        foreach (var key in keys.Published) made.Add(DnssecSigner.DnskeyRecord(key, dnskeyTtl));
         // RFC 7344 §4: CDS and CDNSKEY at the apex tell the parent which DS to hold; TTL as DNSKEY's.
         foreach (var key in keys.Cds)
         {
-            input.Add(new ResourceRecord(apex, RecordType.CDNSKEY, soa.Class, dnskeyTtl, key.DnskeyRdata));
-            input.Add(new ResourceRecord(apex, RecordType.CDS, soa.Class, dnskeyTtl,
+            made.Add(new ResourceRecord(apex, RecordType.CDNSKEY, soa.Class, dnskeyTtl, key.DnskeyRdata));
+            made.Add(new ResourceRecord(apex, RecordType.CDS, soa.Class, dnskeyTtl,
                 DsDigest.CreateDsRdata(apex, key.DnskeyRdata, DsDigestType.Sha256)!));
         }
         // RFC 8976 §3.1: a placeholder first, so that the apex NSEC/NSEC3 bitmap lists ZONEMD (§3.2).
-        if (options.ZonemdHashAlgorithm != 0) input.Add(Zonemd.Placeholder(apex, input, options.ZonemdHashAlgorithm));
+        if (options.ZonemdHashAlgorithm != 0) made.Add(Zonemd.Placeholder(apex, input, options.ZonemdHashAlgorithm));
         if (options.Nsec3)
-            input.Add(new ResourceRecord(apex, RecordType.NSEC3PARAM, soa.Class, 0, Nsec3ParamRdata(options)));
+            made.Add(new ResourceRecord(apex, RecordType.NSEC3PARAM, soa.Class, 0, Nsec3ParamRdata(options)));
 
-        var sorted = ZoneWriter.SortCanonical(input);
-        // Group into owners, each with its RRsets (sorted: the records of one RRset are adjacent).
-        var owners = new List<(DnsName Name, List<List<ResourceRecord>> Rrsets)>();
-        foreach (var r in sorted)
-        {
-            if (owners.Count == 0 || !owners[^1].Name.Equals(r.Owner)) owners.Add((r.Owner, []));
-            var sets = owners[^1].Rrsets;
-            if (sets.Count == 0 || sets[^1][0].Type != r.Type || sets[^1][0].Class != r.Class) sets.Add([]);
-            // RFC 2181 §5.2: one TTL per RRset; the first one wins.
-            sets[^1].Add(sets[^1].Count == 0 ? r : r.WithTtl(sets[^1][0].Ttl));
-        }
+        var sorted = ZoneWriter.MergeCanonical(ZoneWriter.SortCanonical(input), ZoneWriter.SortCanonical(made));
 
+        // Owners in canonical order, each with its RRsets (sorted: the records of one RRset are
+        // adjacent). The output is written in canonical order as it is made (ZoneWriter.CanonicalOrder:
+        // each RRSIG right after the RRset it covers); the NSEC of an owner goes where its type
+        // number puts it among the owner's RRsets, so the chain (made after, when every owner is
+        // known) is spliced in at recorded positions instead of sorting the whole signed zone.
         // Zone cuts (NS below the apex) and DNAME owners: names below them are not authoritative
         // (RFC 4035 §2.2: glue and occluded data are neither signed nor in the chain).
         DnsName? cut = null;
-        var output = new List<ResourceRecord>();
-        var chainNames = new List<(DnsName Name, List<RecordType> Types, bool Signed)>();
+        var output = new List<ResourceRecord>(sorted.Count * 2 + 16);
+        var chainNames = new List<ChainName>();
+        var types = new List<RecordType>();
+        var set = new List<ResourceRecord>();
         var kskBy = keys.KeySigners;
         var zskBy = keys.ZoneSigners;
-        foreach (var (name, rrsets) in owners)
+        int nsecRank = ZoneWriter.TypeRank(RecordType.NSEC, default);
+        int n = sorted.Count;
+        for (int i = 0; i < n;)
         {
+            var name = sorted[i].Owner;
+            int end = i + 1;
+            while (end < n && sorted[end].Owner.Equals(name)) end++;
             if (cut is not null && !name.Equals(cut) && name.IsSubdomainOf(cut))
             {
-                foreach (var set in rrsets) output.AddRange(set);   // glue or occluded: copied unsigned
+                for (; i < end; i++) output.Add(sorted[i]);   // glue or occluded: copied unsigned
                 continue;
             }
             cut = null;
-            bool isDelegation = !name.Equals(apex) && rrsets.Exists(s => s[0].Type == RecordType.NS);
-            bool isDname = rrsets.Exists(s => s[0].Type == RecordType.DNAME);
-            if (isDelegation || isDname) cut = name;
-            var types = new List<RecordType>();
-            bool signedHere = false;
-            foreach (var set in rrsets)
+            bool isApex = name.Equals(apex);
+            bool isDelegation = false, isDname = false;
+            for (int k = i; k < end; k++)
             {
+                if (sorted[k].Type == RecordType.NS && !isApex) isDelegation = true;
+                if (sorted[k].Type == RecordType.DNAME) isDname = true;
+            }
+            if (isDelegation || isDname) cut = name;
+            int typesStart = types.Count;
+            int nsecAt = -1;
+            bool signedHere = false;
+            while (i < end)
+            {
+                // One RRset; RFC 2181 §5.2: one TTL per RRset, the first one wins.
+                var first = sorted[i];
+                set.Clear();
+                for (; i < end && sorted[i].Type == first.Type && sorted[i].Class == first.Class; i++)
+                    set.Add(sorted[i].Ttl == first.Ttl ? sorted[i] : sorted[i].WithTtl(first.Ttl));
+                var type = first.Type;
+                if (nsecAt < 0 && ZoneWriter.TypeRank(type, default) > nsecRank + 1) nsecAt = output.Count;
                 output.AddRange(set);
-                var type = set[0].Type;
                 // At a delegation only NS and DS are the parent's to list; only DS is signed (RFC 4035 §2.2).
                 if (isDelegation && type is not (RecordType.NS or RecordType.DS)) continue;
                 types.Add(type);
                 if (isDelegation && type != RecordType.DS) continue;
                 // The placeholder ZONEMD is signed once its digest is known (below).
-                if (type == RecordType.ZONEMD && options.ZonemdHashAlgorithm != 0 && name.Equals(apex)) { signedHere = true; continue; }
-                var signers = type is RecordType.DNSKEY or RecordType.CDS or RecordType.CDNSKEY && name.Equals(apex) ? kskBy : zskBy;
+                if (type == RecordType.ZONEMD && options.ZonemdHashAlgorithm != 0 && isApex) { signedHere = true; continue; }
+                var signers = type is RecordType.DNSKEY or RecordType.CDS or RecordType.CDNSKEY && isApex ? kskBy : zskBy;
                 signatures.Sign(set, signers, output);
                 signedHere = true;
             }
-            chainNames.Add((name, types, signedHere));
+            if (nsecAt < 0) nsecAt = output.Count;
+            chainNames.Add(new ChainName(name, typesStart, types.Count - typesStart, signedHere, nsecAt));
         }
 
-        if (options.Nsec3) AddNsec3Chain(apex, chainNames, options, negativeTtl, soa.Class, zskBy, signatures, output);
-        else AddNsecChain(apex, chainNames, negativeTtl, soa.Class, zskBy, signatures, output);
-        var signedZone = ZoneWriter.SortCanonical(output);
+        List<ResourceRecord> signedZone;
+        if (options.Nsec3)
+        {
+            // NSEC3 owners (hash labels under the apex) fall between the other owners: the chain is
+            // made in hash order, which is their canonical order (base32hex keeps the order of the
+            // hashes, RFC 5155 §3.3), and merged in.
+            var chain = AddNsec3Chain(apex, chainNames, types, options, negativeTtl, soa.Class, zskBy, signatures);
+            signedZone = ZoneWriter.MergeCanonical(output, chain);
+        }
+        else signedZone = AddNsecChain(apex, chainNames, types, negativeTtl, soa.Class, zskBy, signatures, output);
         // RFC 8976 §3.4/§3.5: the digest over the signed zone replaces the placeholder, signed by the zone signers.
         if (options.ZonemdHashAlgorithm == 0) return signedZone;
         var finalized = Zonemd.Finalize(apex, signedZone, zskBy, inception, now + options.Validity - options.Jitter);
         // The digest's signatures through the signature source too: an unchanged zone keeps its
-        // ZONEMD signature, so signing it again gives the same records.
+        // ZONEMD signature, so signing it again gives the same records. They go where Finalize put
+        // its own (right after the apex ZONEMD RRset), so the zone stays in canonical order.
         var zonemd = finalized.FindAll(r => r.Type == RecordType.ZONEMD && r.Owner.Equals(apex));
         finalized.RemoveAll(r => r.Type == RecordType.RRSIG && r.Owner.Equals(apex) && Rrsig.TryRead(r.Data, out var s) && s.TypeCovered == RecordType.ZONEMD);
-        signatures.Sign(zonemd, zskBy, finalized);
-        return ZoneWriter.SortCanonical(finalized);
+        int after = finalized.FindLastIndex(r => r.Type == RecordType.ZONEMD && r.Owner.Equals(apex)) + 1;
+        var zonemdSignatures = new List<ResourceRecord>();
+        signatures.Rewind();
+        signatures.Sign(zonemd, zskBy, zonemdSignatures);
+        finalized.InsertRange(after, zonemdSignatures);
+        return finalized;
     }
+
+    /// <summary>An authoritative owner: its types (a slice of a shared list), whether it has signatures, where its NSEC goes in the output.</summary>
+    private readonly record struct ChainName(DnsName Name, int TypesStart, int TypeCount, bool Signed, int NsecAt);
 
     /// <summary>
     /// Makes the RRSIGs of an RRset, or keeps those of the previous signing when the RRset is the
     /// same (owner, type, TTL, RDATA), the signing key is the same and the signature stays valid
-    /// beyond now + Refresh.
+    /// beyond now + Refresh. The signatures of one RRset are added in canonical order (by RDATA).
     /// </summary>
+    /// <remarks>
+    /// The previous version is normally in canonical order (a zone's Records(), the signer's
+    /// output): it is then walked by a cursor alongside the signing, which asks for RRsets in
+    /// canonical order within each pass (<see cref="Rewind"/> between passes), instead of hashing
+    /// every previous record. Any other order falls back to a dictionary.
+    /// </remarks>
     private sealed class SignatureSource
     {
         private readonly ZoneSigningOptions _options;
         private readonly DateTimeOffset _now;
         private readonly DateTimeOffset _inception;
+        private readonly IReadOnlyList<ResourceRecord>? _sorted;
+        private int _cursor;
         private readonly Dictionary<(DnsName, RecordType), (List<ResourceRecord> Rrset, List<ResourceRecord> Sigs)>? _previous;
+        private readonly List<ResourceRecord> _rrsetBuffer = [];
+        private readonly List<ResourceRecord> _sigBuffer = [];
 
         public SignatureSource(ZoneSigningOptions options, DateTimeOffset now, DateTimeOffset inception)
         {
             _options = options;
             _now = now;
             _inception = inception;
-            if (options.Previous is null) return;
+            if (options.Previous is not { } previous) return;
+            if (InRrsetOrder(previous)) { _sorted = previous; return; }
             _previous = new();
-            foreach (var r in options.Previous)
+            foreach (var r in previous)
             {
                 var type = r.Type;
                 bool isSig = type == RecordType.RRSIG;
@@ -217,13 +261,71 @@ public static class ZoneSigner
             }
         }
 
+        /// <summary>Starts a new pass over the previous version (the next RRsets asked for may be before the last ones).</summary>
+        public void Rewind() => _cursor = 0;
+
+        /// <summary>Owners in canonical order and, at each, RRsets by type rank (each RRSIG after what it covers): what the cursor needs.</summary>
+        private static bool InRrsetOrder(IReadOnlyList<ResourceRecord> records)
+        {
+            for (int i = 1; i < records.Count; i++)
+            {
+                var a = records[i - 1];
+                var b = records[i];
+                int c = a.Owner.CompareTo(b.Owner);
+                if (c > 0 || c == 0 && ZoneWriter.TypeRank(a) > ZoneWriter.TypeRank(b)) return false;
+            }
+            return true;
+        }
+
+        /// <summary>The previous RRset of (owner, type) and its signatures, found by moving the cursor forward.</summary>
+        private bool Seek(DnsName owner, RecordType type, out List<ResourceRecord> rrset, out List<ResourceRecord> sigs)
+        {
+            rrset = _rrsetBuffer;
+            sigs = _sigBuffer;
+            rrset.Clear();
+            sigs.Clear();
+            var previous = _sorted!;
+            int rank = ZoneWriter.TypeRank(type, default);
+            int i = _cursor;
+            DnsName? lastOwner = null;
+            int ownerOrder = 0;
+            for (; i < previous.Count; i++)
+            {
+                var r = previous[i];
+                // Records of one owner share their DnsName in a zone's Records(): compare once per owner.
+                if (!ReferenceEquals(r.Owner, lastOwner)) { lastOwner = r.Owner; ownerOrder = OwnerOrder(r.Owner, owner); }
+                if (ownerOrder > 0) break;
+                if (ownerOrder == 0 && ZoneWriter.TypeRank(r.Type, r.Data) >= rank) break;
+            }
+            _cursor = i;
+            for (; i < previous.Count; i++)
+            {
+                var r = previous[i];
+                if (!ReferenceEquals(r.Owner, lastOwner)) { lastOwner = r.Owner; ownerOrder = OwnerOrder(r.Owner, owner); }
+                if (ownerOrder != 0) break;
+                int rankHere = ZoneWriter.TypeRank(r.Type, r.Data);
+                if (rankHere == rank) rrset.Add(r);
+                else if (rankHere == rank + 1) sigs.Add(r);
+                else break;
+            }
+            return rrset.Count > 0;
+        }
+
+        /// <summary>Canonical order of two owners; equality (the common answer while walking) is cheaper to see first.</summary>
+        private static int OwnerOrder(DnsName a, DnsName b) => a.Equals(b) ? 0 : a.CompareTo(b);
+
         public void Sign(List<ResourceRecord> rrset, IReadOnlyList<DnssecPrivateKey> signers, List<ResourceRecord> output)
         {
             var first = rrset[0];
             List<ResourceRecord>? candidates = null;
-            if (_previous is not null && _previous.TryGetValue((first.Owner, first.Type), out var entry) && SameRrset(entry.Rrset, rrset))
+            if (_sorted is not null)
+            {
+                if (Seek(first.Owner, first.Type, out var before, out var sigs) && SameRrset(before, rrset)) candidates = sigs;
+            }
+            else if (_previous is not null && _previous.TryGetValue((first.Owner, first.Type), out var entry) && SameRrset(entry.Rrset, rrset))
                 candidates = entry.Sigs;
             var counters = _options.Counters;
+            int start = output.Count;
             foreach (var key in signers)
             {
                 var kept = candidates is null ? null : Reusable(candidates, key);
@@ -241,6 +343,13 @@ public static class ZoneSigner
                     if (expires < counters.EarliestExpiration) counters.EarliestExpiration = expires;
                 }
                 output.Add(kept);
+            }
+            // More than one signer (a rollover): the RRSIGs in canonical order, none twice.
+            if (output.Count - start > 1)
+            {
+                var ordered = ZoneWriter.SortCanonical(output.GetRange(start, output.Count - start));
+                output.RemoveRange(start, output.Count - start);
+                output.AddRange(ordered);
             }
         }
 
@@ -291,68 +400,91 @@ public static class ZoneSigner
         return (ksk, zsk);
     }
 
-    private static void AddNsecChain(DnsName apex, List<(DnsName Name, List<RecordType> Types, bool Signed)> names, uint ttl,
+    /// <summary>
+    /// The signed zone: <paramref name="output"/> with each owner's NSEC and its RRSIGs spliced in
+    /// at the position recorded for it (<see cref="ChainName.NsecAt"/>).
+    /// </summary>
+    private static List<ResourceRecord> AddNsecChain(DnsName apex, List<ChainName> names, List<RecordType> types, uint ttl,
         RecordClass @class, IReadOnlyList<DnssecPrivateKey> signers, SignatureSource signatures, List<ResourceRecord> output)
     {
         // RFC 4034 §4.1: next owner in canonical order, the last pointing back to the apex; the
         // bitmap lists the types at the owner plus RRSIG and NSEC (the NSEC is itself signed).
+        var result = new List<ResourceRecord>(output.Count + names.Count * (1 + signers.Count));
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(output);
+        var nsec = new List<ResourceRecord>(1);
+        signatures.Rewind();
+        int copied = 0;
         for (int i = 0; i < names.Count; i++)
         {
-            var (name, types, _) = names[i];
+            var name = names[i];
             var next = i + 1 < names.Count ? names[i + 1].Name : apex;
-            var bitmap = new List<RecordType>(types) { RecordType.RRSIG, RecordType.NSEC };
-            byte[] rdata = [.. next.Wire, .. TypeBitmap(bitmap)];
-            var nsec = new ResourceRecord(name, RecordType.NSEC, @class, ttl, rdata);
-            output.Add(nsec);
-            signatures.Sign([nsec], signers, output);
+            var ownTypes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(types).Slice(name.TypesStart, name.TypeCount);
+            var record = new ResourceRecord(name.Name, RecordType.NSEC, @class, ttl,
+                ChainRdata(next.Wire, ownTypes, RecordType.RRSIG, RecordType.NSEC));
+            result.AddRange(span[copied..name.NsecAt]);
+            copied = name.NsecAt;
+            result.Add(record);
+            nsec.Clear();
+            nsec.Add(record);
+            signatures.Sign(nsec, signers, result);
         }
+        result.AddRange(span[copied..]);
+        return result;
     }
 
-    private static void AddNsec3Chain(DnsName apex, List<(DnsName Name, List<RecordType> Types, bool Signed)> names,
+    /// <summary>The NSEC3 records and their RRSIGs, in canonical order.</summary>
+    private static List<ResourceRecord> AddNsec3Chain(DnsName apex, List<ChainName> names, List<RecordType> types,
         ZoneSigningOptions options, uint ttl, RecordClass @class, IReadOnlyList<DnssecPrivateKey> signers,
-        SignatureSource signatures, List<ResourceRecord> output)
+        SignatureSource signatures)
     {
         // RFC 5155 §7.1: every authoritative name and every empty non-terminal between them and
         // the apex gets an NSEC3; with opt-out off, every delegation too.
-        var byName = new Dictionary<DnsName, List<RecordType>>();
+        var byName = new Dictionary<DnsName, (int Start, int Count)>();
         var signedAt = new HashSet<DnsName>();
-        foreach (var (name, types, signed) in names)
+        foreach (var name in names)
         {
-            byName[name] = types;
-            if (signed) signedAt.Add(name);
+            byName[name.Name] = (name.TypesStart, name.TypeCount);
+            if (name.Signed) signedAt.Add(name.Name);
         }
-        foreach (var (name, _, _) in names)
+        foreach (var name in names)
         {
-            for (var parent = name; !parent.Equals(apex) && parent.LabelCount > apex.LabelCount;)
+            for (var parent = name.Name; !parent.Equals(apex) && parent.LabelCount > apex.LabelCount;)
             {
                 parent = parent.Parent();
-                if (!byName.ContainsKey(parent)) byName[parent] = [];
+                if (!byName.ContainsKey(parent)) byName[parent] = (0, 0);
             }
         }
-        var hashed = new List<(byte[] Hash, List<RecordType> Types)>();
-        foreach (var (name, types) in byName)
-        {
-            var bitmap = new List<RecordType>(types);
-            // RRSIG is listed when the original name has signatures (RFC 5155 §3.2.1); an empty
-            // non-terminal or an insecure delegation has none.
-            if (signedAt.Contains(name)) bitmap.Add(RecordType.RRSIG);
-            hashed.Add((Nsec3Hash(name, options.Nsec3Salt, options.Nsec3Iterations), bitmap));
-        }
+        var hashed = new List<(byte[] Hash, DnsName Name, int Start, int Count)>(byName.Count);
+        foreach (var (name, slice) in byName)
+            hashed.Add((Nsec3Hash(name, options.Nsec3Salt, options.Nsec3Iterations), name, slice.Start, slice.Count));
         hashed.Sort((a, b) => a.Hash.AsSpan().SequenceCompareTo(b.Hash));
         byte[] parameters = [1, 0, (byte)(options.Nsec3Iterations >> 8), (byte)options.Nsec3Iterations,
             (byte)options.Nsec3Salt.Length, .. options.Nsec3Salt];
+        var result = new List<ResourceRecord>(hashed.Count * (1 + signers.Count));
+        var record = new List<ResourceRecord>(1);
+        var label = new StringBuilder(32);
+        signatures.Rewind();
         for (int i = 0; i < hashed.Count; i++)
         {
-            var (hash, types) = hashed[i];
+            var (hash, name, start, count) = hashed[i];
             var next = hashed[(i + 1) % hashed.Count].Hash;
-            byte[] rdata = [.. parameters, (byte)next.Length, .. next, .. TypeBitmap(types)];
-            var sb = new StringBuilder();
-            BinaryText.AppendBase32Hex(sb, hash);
-            var owner = apex.Prepend(Encoding.ASCII.GetBytes(sb.ToString().ToLowerInvariant()));
+            byte[] prefix = [.. parameters, (byte)next.Length, .. next];
+            // RRSIG is listed when the original name has signatures (RFC 5155 §3.2.1); an empty
+            // non-terminal or an insecure delegation has none.
+            var ownTypes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(types).Slice(start, count);
+            byte[] rdata = signedAt.Contains(name)
+                ? ChainRdata(prefix, ownTypes, RecordType.RRSIG, null)
+                : ChainRdata(prefix, ownTypes, null, null);
+            label.Clear();
+            BinaryText.AppendBase32Hex(label, hash);
+            var owner = apex.Prepend(Encoding.ASCII.GetBytes(label.ToString().ToLowerInvariant()));
             var nsec3 = new ResourceRecord(owner, RecordType.NSEC3, @class, ttl, rdata);
-            output.Add(nsec3);
-            signatures.Sign([nsec3], signers, output);
+            result.Add(nsec3);
+            record.Clear();
+            record.Add(nsec3);
+            signatures.Sign(record, signers, result);
         }
+        return result;
     }
 
     /// <summary>NSEC3PARAM RDATA: SHA-1, flags 0, iterations, salt (RFC 5155 §4.2).</summary>
@@ -378,24 +510,51 @@ public static class ZoneSigner
     /// </summary>
     public static byte[] TypeBitmap(IEnumerable<RecordType> types)
     {
-        var sortedTypes = types.Select(t => (ushort)t).Distinct().Order().ToList();
-        var result = new List<byte>();
-        int index = 0;
-        while (index < sortedTypes.Count)
+        var list = new List<RecordType>(types);
+        return ChainRdata([], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list), null, null);
+    }
+
+    /// <summary>
+    /// <paramref name="prefix"/> followed by the type bitmap (RFC 4034 §4.1.2) of
+    /// <paramref name="types"/> plus up to two more types, in one array: the RDATA of an NSEC or
+    /// NSEC3 record. Types listed twice are listed once.
+    /// </summary>
+    private static byte[] ChainRdata(ReadOnlySpan<byte> prefix, ReadOnlySpan<RecordType> types, RecordType? extra1, RecordType? extra2)
+    {
+        int count = types.Length + (extra1 is null ? 0 : 1) + (extra2 is null ? 0 : 1);
+        Span<ushort> sortedTypes = count <= 128 ? stackalloc ushort[count] : new ushort[count];
+        for (int i = 0; i < types.Length; i++) sortedTypes[i] = (ushort)types[i];
+        int filled = types.Length;
+        if (extra1 is { } e1) sortedTypes[filled++] = (ushort)e1;
+        if (extra2 is { } e2) sortedTypes[filled++] = (ushort)e2;
+        sortedTypes.Sort();
+        // First the size: per window 2 octets and the bitmap up to its last type's octet.
+        int size = prefix.Length;
+        for (int i = 0; i < count;)
         {
-            int window = sortedTypes[index] >> 8;
-            var bits = new byte[32];
+            int window = sortedTypes[i] >> 8;
+            int last = i;
+            while (i < count && sortedTypes[i] >> 8 == window) last = i++;
+            size += 2 + (sortedTypes[last] & 0xFF) / 8 + 1;
+        }
+        var result = new byte[size];
+        prefix.CopyTo(result);
+        int pos = prefix.Length;
+        for (int i = 0; i < count;)
+        {
+            int window = sortedTypes[i] >> 8;
+            int bits = pos + 2;
             int length = 0;
-            for (; index < sortedTypes.Count && sortedTypes[index] >> 8 == window; index++)
+            for (; i < count && sortedTypes[i] >> 8 == window; i++)
             {
-                int low = sortedTypes[index] & 0xFF;
-                bits[low / 8] |= (byte)(0x80 >> (low % 8));
+                int low = sortedTypes[i] & 0xFF;
+                result[bits + low / 8] |= (byte)(0x80 >> (low % 8));
                 length = low / 8 + 1;
             }
-            result.Add((byte)window);
-            result.Add((byte)length);
-            result.AddRange(bits.AsSpan(0, length));
+            result[pos] = (byte)window;
+            result[pos + 1] = (byte)length;
+            pos = bits + length;
         }
-        return [.. result];
+        return result;
     }
 }

@@ -392,9 +392,19 @@ public sealed class ZoneData
     /// <summary>Every record, in canonical order (RFC 4034 §6): names, then types, then RDATA.</summary>
     public IEnumerable<ResourceRecord> CanonicalRecords()
     {
-        var order = new int[_nodeCount];
-        for (int i = 0; i < order.Length; i++) order[i] = i;
-        Array.Sort(order, (a, b) => DnsName.CompareCanonical(NameOf(a), NameOf(b)));
+        // Only nodes holding records (empty non-terminals hold none). Nodes are numbered as their
+        // owners first came in, so a zone compiled from records in canonical order (a signed zone,
+        // a transfer, the last version's Records()) is in order already: a linear check spares
+        // the n log n name comparisons.
+        int count = 0;
+        for (int i = 0; i < _nodeCount; i++) if (Nodes[i].SetCount > 0) count++;
+        var order = new int[count];
+        count = 0;
+        for (int i = 0; i < _nodeCount; i++) if (Nodes[i].SetCount > 0) order[count++] = i;
+        bool sorted = true;
+        for (int i = 1; i < order.Length && sorted; i++)
+            sorted = DnsName.CompareCanonical(NameOf(order[i - 1]), NameOf(order[i])) < 0;
+        if (!sorted) Array.Sort(order, (a, b) => DnsName.CompareCanonical(NameOf(a), NameOf(b)));
         foreach (int n in order)
         {
             var node = new ZoneNode(this, n);

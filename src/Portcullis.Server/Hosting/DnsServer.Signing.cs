@@ -174,8 +174,13 @@ public sealed partial class DnsServer
         }
     }
 
-    /// <summary>An update's new version signed (only what it changed), or null for a zone the server does not sign.</summary>
-    private Zone? SignUpdate(Zone current, Zone updated)
+    /// <summary>
+    /// An update's new version signed (only what it changed) with its step from the current version
+    /// (null when nothing changed), or null for a zone the server does not sign. The step is taken
+    /// from the current version's records already read for the signer: reading a big zone's
+    /// records costs more than signing a small change.
+    /// </summary>
+    private (Zone Zone, IxfrDiff? Diff)? SignUpdate(Zone current, Zone updated)
     {
         lock (_reloadLock)
         {
@@ -183,7 +188,9 @@ public sealed partial class DnsServer
             var previous = current.Records().ToList();
             var signed = SignOrThrow(state, state.Signing.Strip(updated.Records()), previous);
             ScheduleResign(current.Origin, state);
-            return signed is null ? current : ZoneLoader.FromRecords(current.Origin, signed, "update");
+            if (signed is null) return (current, null);
+            var zone = ZoneLoader.FromRecords(current.Origin, signed, "update");
+            return (zone, ZoneJournal.Difference(previous, zone.Records()));
         }
     }
 

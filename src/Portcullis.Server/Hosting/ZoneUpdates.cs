@@ -19,7 +19,7 @@ namespace Portcullis.Server.Hosting;
 /// lock, shared with reloads and re-signing, which also journal new versions.
 /// </summary>
 internal sealed class ZoneUpdates(ILogger logger, Func<DnsName, (Zone? Zone, bool Primary)> lookup, Action<Zone> commit,
-    Func<Zone, Zone, Zone?> sign, Lock zoneLock) : IUpdateHandler
+    Func<Zone, Zone, (Zone Zone, IxfrDiff? Diff)?> sign, Lock zoneLock) : IUpdateHandler
 {
     private readonly Lock _lock = zoneLock;
 
@@ -52,18 +52,19 @@ internal sealed class ZoneUpdates(ILogger logger, Func<DnsName, (Zone? Zone, boo
             if (!result.Changed) return Rcode.NoError;
             var newZone = result.NewZone!;
             var diff = result.Diff!;
-            Zone? signedZone;
+            (Zone Zone, IxfrDiff? Diff)? signedZone;
             try { signedZone = sign(current, newZone); }
             catch (Exception e) when (e is ZoneLoadException or IOException or FormatException or UnauthorizedAccessException)
             {
                 logger.LogError("update of {Zone} from {Client} not applied: signing failed: {Error}", zone.Origin, who, e.Message);
                 return Rcode.ServFail;
             }
-            if (signedZone is not null)
+            if (signedZone is { } signedUpdate)
             {
-                if (signedZone == current) return Rcode.NoError;   // only records signing makes were touched: nothing to do
-                newZone = signedZone;
-                diff = ZoneJournal.Difference(current.Records(), newZone.Records());
+                // Only records signing makes were touched: nothing to do.
+                if (signedUpdate.Diff is null) return Rcode.NoError;
+                newZone = signedUpdate.Zone;
+                diff = signedUpdate.Diff;
             }
             try
             {

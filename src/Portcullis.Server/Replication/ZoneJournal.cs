@@ -3,6 +3,7 @@ using System.Numerics;
 using System.Runtime.InteropServices;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
+using Portcullis.Protocol.ZoneText;
 
 namespace Portcullis.Server.Replication;
 
@@ -514,10 +515,21 @@ public sealed class ZoneJournal : IDisposable
     /// record whose TTL changed is deleted and added. For a zone reloaded from a file edited by
     /// hand (BIND's ixfr-from-differences), so the journal and IXFR still follow it.
     /// </summary>
+    /// <remarks>
+    /// Both versions are usually a zone's canonical records (Zone.Records()): they are then walked
+    /// side by side, RRset by RRset, in linear time, and only RRsets that differ are compared record
+    /// by record. Anything else (another order, duplicates, not one SOA) takes the hashing path; both
+    /// give the same lists in the same order (deleted in the order of <paramref name="from"/>, added
+    /// in that of <paramref name="to"/>).
+    /// </remarks>
     public static IxfrDiff Difference(IEnumerable<ResourceRecord> from, IEnumerable<ResourceRecord> to)
     {
-        var (oldSoa, oldSet) = Split(from, nameof(from));
-        var (newSoa, newSet) = Split(to, nameof(to));
+        var oldRecords = from as IReadOnlyList<ResourceRecord> ?? from.ToList();
+        var newRecords = to as IReadOnlyList<ResourceRecord> ?? to.ToList();
+        if (ZoneWriter.IsSortedCanonical(oldRecords) && ZoneWriter.IsSortedCanonical(newRecords) && TryMergeDifference(oldRecords, newRecords, out var merged))
+            return merged;
+        var (oldSoa, oldSet) = Split(oldRecords, nameof(from));
+        var (newSoa, newSet) = Split(newRecords, nameof(to));
         var deleted = new List<ResourceRecord>();
         var added = new List<ResourceRecord>();
         foreach (var r in oldSet)
@@ -525,6 +537,113 @@ public sealed class ZoneJournal : IDisposable
         foreach (var r in newSet)
             if (!oldSet.TryGetValue(r, out var before) || before.Ttl != r.Ttl) added.Add(r);
         return new IxfrDiff(oldSoa, deleted, newSoa, added);
+    }
+
+    /// <summary>
+    /// <see cref="Difference"/> of two lists in canonical order without duplicates: a merge over
+    /// their RRsets. False (the caller hashes instead) when either has no SOA or more than one, or
+    /// when an RRset that changed holds two records equal as RRset members (names compared without
+    /// case) yet distinct in canonical order, or is large: there, record-by-record matching could
+    /// differ from the set semantics of the hashing path.
+    /// </summary>
+    private static bool TryMergeDifference(IReadOnlyList<ResourceRecord> from, IReadOnlyList<ResourceRecord> to, out IxfrDiff diff)
+    {
+        diff = null!;
+        ResourceRecord? oldSoa = null, newSoa = null;
+        var deleted = new List<ResourceRecord>();
+        var added = new List<ResourceRecord>();
+        int i = 0, j = 0;
+        while (i < from.Count || j < to.Count)
+        {
+            // The next RRset of each list (records of one RRset are adjacent in canonical order).
+            int iEnd = RrsetEnd(from, i), jEnd = RrsetEnd(to, j);
+            int c = i == from.Count ? 1 : j == to.Count ? -1 : ZoneWriter.CompareRrsets(from[i], to[j]);
+            if (c <= 0 && from[i].Type == RecordType.SOA)
+            {
+                if (oldSoa is not null || iEnd - i != 1) return false;
+                oldSoa = from[i];
+            }
+            if (c >= 0 && to[j].Type == RecordType.SOA)
+            {
+                if (newSoa is not null || jEnd - j != 1) return false;
+                newSoa = to[j];
+            }
+            if (c < 0)
+            {
+                if (from[i].Type != RecordType.SOA) AddRange(deleted, from, i, iEnd);
+                i = iEnd;
+            }
+            else if (c > 0)
+            {
+                if (to[j].Type != RecordType.SOA) AddRange(added, to, j, jEnd);
+                j = jEnd;
+            }
+            else
+            {
+                if (from[i].Type != RecordType.SOA && !SameRecords(from, i, iEnd, to, j, jEnd)
+                    && !TryRrsetDifference(from, i, iEnd, to, j, jEnd, deleted, added)) return false;
+                i = iEnd;
+                j = jEnd;
+            }
+        }
+        if (oldSoa is null || newSoa is null) return false;
+        diff = new IxfrDiff(oldSoa, deleted, newSoa, added);
+        return true;
+    }
+
+    private static int RrsetEnd(IReadOnlyList<ResourceRecord> records, int start)
+    {
+        if (start >= records.Count) return start;
+        int end = start + 1;
+        while (end < records.Count && ZoneWriter.CompareRrsets(records[start], records[end]) == 0) end++;
+        return end;
+    }
+
+    private static void AddRange(List<ResourceRecord> to, IReadOnlyList<ResourceRecord> records, int start, int end)
+    {
+        for (int k = start; k < end; k++) to.Add(records[k]);
+    }
+
+    /// <summary>The same records, RDATA octet for octet, with the same TTLs: nothing to journal.</summary>
+    private static bool SameRecords(IReadOnlyList<ResourceRecord> a, int aStart, int aEnd, IReadOnlyList<ResourceRecord> b, int bStart, int bEnd)
+    {
+        if (aEnd - aStart != bEnd - bStart) return false;
+        for (int k = 0; k < aEnd - aStart; k++)
+        {
+            var x = a[aStart + k];
+            var y = b[bStart + k];
+            if (x.Ttl != y.Ttl || !x.Data.AsSpan().SequenceEqual(y.Data)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>One RRset in both versions, changed: its records matched as the hashing path matches them (ResourceRecord.Equals, then TTL).</summary>
+    private static bool TryRrsetDifference(IReadOnlyList<ResourceRecord> a, int aStart, int aEnd, IReadOnlyList<ResourceRecord> b, int bStart, int bEnd,
+        List<ResourceRecord> deleted, List<ResourceRecord> added)
+    {
+        const int Largest = 64;   // beyond this the pairwise matching costs more than the hashing path
+        if (aEnd - aStart > Largest || bEnd - bStart > Largest) return false;
+        if (HasEqualPair(a, aStart, aEnd) || HasEqualPair(b, bStart, bEnd)) return false;
+        for (int x = aStart; x < aEnd; x++)
+            if (Match(a[x], b, bStart, bEnd) is not { } now || now.Ttl != a[x].Ttl) deleted.Add(a[x]);
+        for (int y = bStart; y < bEnd; y++)
+            if (Match(b[y], a, aStart, aEnd) is not { } earlier || earlier.Ttl != b[y].Ttl) added.Add(b[y]);
+        return true;
+    }
+
+    private static bool HasEqualPair(IReadOnlyList<ResourceRecord> records, int start, int end)
+    {
+        for (int x = start; x < end; x++)
+            for (int y = x + 1; y < end; y++)
+                if (records[x].Equals(records[y])) return true;
+        return false;
+    }
+
+    private static ResourceRecord? Match(ResourceRecord r, IReadOnlyList<ResourceRecord> records, int start, int end)
+    {
+        for (int k = start; k < end; k++)
+            if (records[k].Equals(r)) return records[k];
+        return null;
     }
 
     private static (ResourceRecord Soa, HashSet<ResourceRecord> Others) Split(IEnumerable<ResourceRecord> zone, string name)
