@@ -12,12 +12,8 @@ public delegate IRecursion RecursionFactory(ResolverOptions options, TimeProvide
 /// <summary>Recursion hosting: the resolver built from recursion:, handed to the query pipeline, rebuilt when reload changes it.</summary>
 public sealed partial class DnsServer
 {
-    /// <summary>
-    /// The resolver a server gets when its constructor is given none. Until the resolver lands
-    /// this is null and recursion stays off (names outside the zones are REFUSED); plug it in with
-    /// <c>(options, time, logger) => new IterativeResolver(options, time, logger)</c>.
-    /// </summary>
-    public static RecursionFactory? DefaultRecursionFactory { get; } = null;
+    /// <summary>The resolver a server gets when its constructor is given none: the iterative resolver.</summary>
+    public static RecursionFactory? DefaultRecursionFactory { get; } = (options, time, logger) => new IterativeResolver(options, time, logger);
 
     private RecursionFactory? _recursionFactory;
     private IRecursion? _recursion;

@@ -39,7 +39,7 @@ public interface IRecursion
     /// with their SOA) and returns true; false on a miss, with <paramref name="w"/> untouched.
     /// No allocation, no lock on a hit.
     /// </summary>
-    bool TryAnswerFromCache(ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
+    bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
         ref DnsMessageWriter w, out Rcode rcode, out bool truncated);
 
     /// <summary>Resolves (from the cache where it can, else upstream), filling the cache on the way.</summary>

@@ -135,7 +135,7 @@ public sealed class RecursionConfigTests : IDisposable
     {
         public ResolverOptions Options { get; } = options;
         public bool Disposed { get; private set; }
-        public bool TryAnswerFromCache(ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
+        public bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
             ref DnsMessageWriter w, out Rcode rcode, out bool truncated)
         {
             rcode = Rcode.NoError;

@@ -32,7 +32,7 @@ internal sealed class ForwardingRecursion(IPEndPoint upstream, bool cache = fals
     public SemaphoreSlim Started { get; } = new(0);
     public int Resolutions => Volatile.Read(ref _resolutions);
 
-    public bool TryAnswerFromCache(ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
+    public bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
         ref DnsMessageWriter w, out Rcode rcode, out bool truncated)
     {
         rcode = Rcode.NoError;

@@ -24,7 +24,9 @@ public sealed class TestServer : IDisposable
         // Each server gets its own 127.0.0.x (and a free port), so tests never collide.
         int host = Interlocked.Increment(ref _nextAddress) % 200 + 20;
         Address = IPAddress.Parse($"127.0.0.{host}");
-        Config = new ServerConfig { Listen = [$"{Address}:0"] };
+        // Recursion off unless a test turns it on: a name outside the zones is then REFUSED at once
+        // instead of being resolved from the Internet's root servers (unreachable in tests).
+        Config = new ServerConfig { Listen = [$"{Address}:0"], Recursion = { Enabled = false } };
         foreach (var (origin, text) in zones)
         {
             var file = Path.Combine(Directory, origin.TrimEnd('.') + ".zone");
