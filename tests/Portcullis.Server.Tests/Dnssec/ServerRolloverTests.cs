@@ -42,7 +42,7 @@ public sealed class ServerRolloverTests
             File.WriteAllText(file, Support.TestServer.ExampleZone);
             var config = new ServerConfig
             {
-                Listen = ["127.0.0.1:0"],
+                Listen = [$"{Portcullis.Server.Tests.Support.TestServer.NextAddress()}:0"],
                 AllowTransfer = ["127.0.0.0/8"],
                 Zones = [new ZoneConfig { Name = "example.test.", File = file, DnssecSigning = true, DnssecPolicy = "fast" }],
                 DnssecPolicies =

@@ -161,7 +161,7 @@ public sealed class ServerSigningTests
             File.WriteAllText(file, TestServer.ExampleZone);
             ServerConfig Config() => new()
             {
-                Listen = ["127.0.0.1:0"],
+                Listen = [$"{Portcullis.Server.Tests.Support.TestServer.NextAddress()}:0"],
                 Zones = [new ZoneConfig { Name = Origin, File = file, DnssecSigning = true }],
                 AllowTransfer = ["127.0.0.0/8"],
                 Keys = [new KeyConfig { Name = Key.Name, Algorithm = Key.Algorithm, Secret = Key.Secret }],
@@ -201,7 +201,7 @@ public sealed class ServerSigningTests
             File.WriteAllText(file, TestServer.ExampleZone);
             var config = new ServerConfig
             {
-                Listen = ["127.0.0.1:0"],
+                Listen = [$"{Portcullis.Server.Tests.Support.TestServer.NextAddress()}:0"],
                 Zones = [new ZoneConfig { Name = Origin, File = file, DnssecSigning = true }],
                 AllowTransfer = ["127.0.0.0/8"],
             };

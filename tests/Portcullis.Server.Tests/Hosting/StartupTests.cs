@@ -16,7 +16,7 @@ public sealed class StartupTests : IDisposable
     {
         var file = Path.Combine(_dir, "bad.zone");
         File.WriteAllText(file, "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nwww A 999.1.2.3\n");
-        var config = new ServerConfig { Listen = ["127.0.0.1:0"], Zones = [new ZoneConfig { Name = "bad.test", File = file }] };
+        var config = new ServerConfig { Listen = [$"{Portcullis.Server.Tests.Support.TestServer.NextAddress()}:0"], Zones = [new ZoneConfig { Name = "bad.test", File = file }] };
         using var server = new DnsServer(config, NullLoggerFactory.Instance);
         var e = Assert.Throws<ZoneLoadException>(server.Start);
         Assert.Contains($"{file}:5:", e.Message);
@@ -28,7 +28,7 @@ public sealed class StartupTests : IDisposable
     {
         var file = Path.Combine(_dir, "nons.zone");
         File.WriteAllText(file, "$TTL 60\n@ SOA ns h 1 2 3 4 5\nns A 192.0.2.1\n");
-        var config = new ServerConfig { Listen = ["127.0.0.1:0"], Zones = [new ZoneConfig { Name = "nons.test", File = file }] };
+        var config = new ServerConfig { Listen = [$"{Portcullis.Server.Tests.Support.TestServer.NextAddress()}:0"], Zones = [new ZoneConfig { Name = "nons.test", File = file }] };
         using var server = new DnsServer(config, NullLoggerFactory.Instance);
         var e = Assert.Throws<ZoneLoadException>(server.Start);
         Assert.Contains("no NS records", e.Message);

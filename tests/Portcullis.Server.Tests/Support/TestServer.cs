@@ -22,8 +22,7 @@ public sealed class TestServer : IDisposable
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("portcullis-test-").FullName;
         // Each server gets its own 127.0.0.x (and a free port), so tests never collide.
-        int host = Interlocked.Increment(ref _nextAddress) % 200 + 20;
-        Address = IPAddress.Parse($"127.0.0.{host}");
+        Address = NextAddress();
         // Recursion off unless a test turns it on: a name outside the zones is then REFUSED at once
         // instead of being resolved from the Internet's root servers (unreachable in tests).
         Config = new ServerConfig { Listen = [$"{Address}:0"], Recursion = { Enabled = false } };
@@ -38,6 +37,9 @@ public sealed class TestServer : IDisposable
         Server.Start();
         EndPoint = Server.UdpEndPoints[0];
     }
+
+    /// <summary>A 127.0.0.x of its own for a server a test starts (with port 0), so tests never collide.</summary>
+    public static IPAddress NextAddress() => IPAddress.Parse($"127.0.0.{Interlocked.Increment(ref _nextAddress) % 200 + 20}");
 
     public static string ExampleZone => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "zones", "example.test.zone"));
 
