@@ -77,6 +77,8 @@ public static class ConfigLoader
             try { ServerConfig.ParseEndPoint(l); }
             catch (FormatException e) { throw new ConfigException($"{where}: listen: {e.Message}", l); }
         }
+        if (!config.Metrics.TryGetEndPoint(out _, out var metricsError))
+            throw new ConfigException($"{where}: {metricsError}", config.Metrics.Listen);
         foreach (var z in config.Zones)
         {
             if (string.IsNullOrWhiteSpace(z.Name)) throw new ConfigException($"{where}: zones: a zone has no name", "zones");

@@ -1,3 +1,4 @@
+using Portcullis.Server.Telemetry;
 using YamlDotNet.Serialization;
 
 namespace Portcullis.Server.Configuration;
@@ -18,6 +19,7 @@ namespace Portcullis.Server.Configuration;
 [YamlSerializable(typeof(CookiesConfig))]
 [YamlSerializable(typeof(RecursionConfig))]
 [YamlSerializable(typeof(DnssecPolicyConfig))]
+[YamlSerializable(typeof(MetricsConfig))]
 public partial class ConfigYamlContext : StaticContext
 {
 }

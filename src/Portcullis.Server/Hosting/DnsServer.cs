@@ -7,6 +7,7 @@ using Portcullis.Server.Configuration;
 using Portcullis.Server.Pipeline;
 using Portcullis.Server.Replication;
 using Portcullis.Server.Security;
+using Portcullis.Server.Telemetry;
 using Portcullis.Transport;
 
 namespace Portcullis.Server.Hosting;
@@ -44,6 +45,7 @@ public sealed partial class DnsServer : IDisposable
             new Transfer.ZoneTransfers(loggerFactory.CreateLogger("Portcullis.Transfer")));
         _secondaries = new SecondaryZones(loggerFactory, RebuildCatalog, SendNotify, SignSecondary);
         Processor.NotifyReceiver = _secondaries;
+        Processor.Metrics = QueryMetrics;
         _notifyLogger = loggerFactory.CreateLogger("Portcullis.Notify");
         _journals = new PrimaryJournals(_logger, (long)config.Limits.JournalMaxSize << 20);
         _signingLogger = loggerFactory.CreateLogger("Portcullis.Dnssec");
@@ -177,6 +179,12 @@ public sealed partial class DnsServer : IDisposable
     /// <summary>The server's instruments (System.Diagnostics.Metrics), for dotnet-counters and exporters.</summary>
     public static readonly System.Diagnostics.Metrics.Meter Meter = new("Portcullis");
 
+    /// <summary>Queries answered, response sizes and latency, on <see cref="Meter"/> (one set of instruments for every server in the process).</summary>
+    public static readonly QueryMetrics QueryMetrics = new(Meter);
+
+    /// <summary>The Prometheus endpoint, when metrics.listen is set and the server has started.</summary>
+    public MetricsEndpoint? MetricsEndpoint { get; private set; }
+
     private readonly SecurityEvents _events;
 
     public QueryProcessor Processor { get; }
@@ -222,6 +230,8 @@ public sealed partial class DnsServer : IDisposable
         }
         WarnIfOpen(Processor.Options.Security);
         ConfigureRecursion(_config);
+        MetricsEndpoint = MetricsEndpoint.Start(_config.Metrics, Meter.Name);
+        if (MetricsEndpoint is not null) _logger.LogInformation("metrics on {Url}", MetricsEndpoint.Url);
         foreach (var u in _udp) u.Start();
         foreach (var t in _tcp) t.Start();
         foreach (var z in zones) _logger.LogInformation("zone {Zone} loaded: serial {Serial}, {Records} records", z.Origin, z.Serial, z.RecordCount);
@@ -402,6 +412,7 @@ public sealed partial class DnsServer : IDisposable
         foreach (var u in _udp) u.Dispose();
         foreach (var t in _tcp) t.Dispose();
         DisposeRecursion();
+        MetricsEndpoint?.Dispose();
         _udp.Clear();
         _tcp.Clear();
         _events.Dispose();

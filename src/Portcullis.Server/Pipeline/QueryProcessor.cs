@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -15,6 +16,7 @@ using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
 using Portcullis.Server.Resolution;
 using Portcullis.Server.Security;
+using Portcullis.Server.Telemetry;
 using Portcullis.Server.Transfer;
 using Portcullis.Transport;
 
@@ -189,7 +191,22 @@ public sealed class QueryProcessor : IQueryProcessor
     /// <summary>Where resolutions that fail with an exception are logged.</summary>
     public ILogger RecursionLogger { get; set; } = NullLogger.Instance;
 
+    /// <summary>Where every answered query is counted (null: not counted).</summary>
+    public QueryMetrics? Metrics { get; set; }
+
     public int Process(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info)
+    {
+        // The timestamp is taken before any work so the latency histogram covers all of it. Only
+        // responses written now are counted: a dropped query (length 0), a deferred resolution
+        // (answered later through IDeferredReply) and a transfer stream are not.
+        var metrics = Metrics;
+        long start = metrics is null ? 0 : Stopwatch.GetTimestamp();
+        int length = ProcessCore(query, response, in info);
+        if (metrics is not null && length > 0) metrics.RecordResponse(info.Transport, response[..length], start);
+        return length;
+    }
+
+    private int ProcessCore(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info)
     {
         var options = _options;
         bool udp = info.Transport == TransportKind.Udp;

@@ -92,6 +92,11 @@ public static class ServeCommand
             stderr.WriteLine($"portcullis: {e.Message}");
             return CommandLine.UsageError;
         }
+        catch (Portcullis.Server.Telemetry.MetricsEndpointException e)
+        {
+            stderr.WriteLine($"portcullis: {e.Message}");
+            return CommandLine.Problems;
+        }
         catch (SocketException e)
         {
             stderr.WriteLine($"portcullis: cannot listen: {e.Message} ({e.SocketErrorCode}); port 53 needs root or CAP_NET_BIND_SERVICE");
