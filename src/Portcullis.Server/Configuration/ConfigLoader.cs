@@ -166,6 +166,8 @@ public static class ConfigLoader
         if ((long)cl.QueriesPerSecond * cl.Window > 2_000_000)
             throw new ConfigException($"{where}: client-limit: queries-per-second times window must be at most 2,000,000", "queries-per-second");
         ValidateRecursion(config.Recursion, where, path);
+        if (config.Dnstap.Validate() is { } dnstapError)
+            throw new ConfigException($"{where}: {dnstapError}", "dnstap");
         // The access lists compile here so that their errors point into the file.
         try { Security.SecurityPolicy.From(config, Security.LocalNetworks.FromSystem()); }
         catch (ConfigException e) { throw new ConfigException($"{where}: {e.Message}", e.Scalar); }

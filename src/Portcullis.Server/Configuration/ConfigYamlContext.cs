@@ -20,6 +20,7 @@ namespace Portcullis.Server.Configuration;
 [YamlSerializable(typeof(RecursionConfig))]
 [YamlSerializable(typeof(DnssecPolicyConfig))]
 [YamlSerializable(typeof(MetricsConfig))]
+[YamlSerializable(typeof(DnstapConfig))]
 public partial class ConfigYamlContext : StaticContext
 {
 }

@@ -45,6 +45,8 @@ public sealed class ServerConfig
     public MetricsConfig Metrics { get; set; } = new();
     /// <summary>Recursive service for the clients allow-recursion admits (Unbound's options, by their names).</summary>
     public RecursionConfig Recursion { get; set; } = new();
+    /// <summary>dnstap logging of client queries and responses to a file or a Frame Streams socket (BIND's dnstap-output).</summary>
+    public DnstapConfig Dnstap { get; set; } = new();
     /// <summary>
     /// DNSSEC signing policies by name, for zones with dnssec-signing (Knot's policy section). A zone
     /// without dnssec-policy uses "default": every field at its default.

@@ -209,6 +209,14 @@ public sealed partial class DnsServer : IDisposable
             catch (ZoneLoadException e) { errors.Add(e.Message); }
         }
         if (errors.Count > 0) throw new ZoneLoadException(string.Join(Environment.NewLine, errors));
+        if (_config.Dnstap.Enabled)
+        {
+            try { Processor.Dnstap = DnstapLogger.Open(_config.Dnstap); }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
+            {
+                throw new ZoneLoadException($"dnstap: cannot open {_config.Dnstap.File ?? _config.Dnstap.Socket}: {e.Message}");
+            }
+        }
         zones.AddRange(GenerateCatalogs());
         ConfigureSecondarySigning(_config);
         _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
@@ -413,6 +421,9 @@ public sealed partial class DnsServer : IDisposable
         foreach (var t in _tcp) t.Dispose();
         DisposeRecursion();
         MetricsEndpoint?.Dispose();
+        // After the listeners: what they answered is written, then STOP.
+        Processor.Dnstap?.Dispose();
+        Processor.Dnstap = null;
         _udp.Clear();
         _tcp.Clear();
         _events.Dispose();

@@ -203,8 +203,20 @@ public sealed class QueryProcessor : IQueryProcessor
         long start = metrics is null ? 0 : Stopwatch.GetTimestamp();
         int length = ProcessCore(query, response, in info);
         if (metrics is not null && length > 0) metrics.RecordResponse(info.Transport, response[..length], start);
+        // dnstap CLIENT_QUERY and CLIENT_RESPONSE once the response is final (signed, RRL applied);
+        // like the metrics, a dropped query, a deferred resolution and a transfer stream log nothing.
+        if (length > 0 && _dnstap is { } tap)
+        {
+            tap.LogClientQuery(query, info.Transport, info.Client);
+            tap.LogClientResponse(response[..length], info.Transport, info.Client);
+        }
         return length;
     }
+
+    private volatile DnstapLogger? _dnstap;
+
+    /// <summary>dnstap output of client queries and responses (null: off). Posting copies and never blocks.</summary>
+    public DnstapLogger? Dnstap { get => _dnstap; set => _dnstap = value; }
 
     private int ProcessCore(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info)
     {
