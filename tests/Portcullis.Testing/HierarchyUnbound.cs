@@ -35,6 +35,7 @@ public sealed class ResolverUnbound : IDisposable
             File.WriteAllText(config, $"""
                 server:
                     interface: {EndPoint.Address}@53
+                    outgoing-interface: {EndPoint.Address}
                     do-ip4: yes
                     do-ip6: no
                     do-udp: yes

@@ -185,6 +185,9 @@ public static class ConfigLoader
             throw new ConfigException($"{where}: recursion: cache-min-ttl is above cache-max-ttl", r.CacheMinTtl);
         Range(where, "recursion: cache-size", r.CacheSize, 1, 1 << 20);
         Range(where, "recursion: max-in-flight", r.MaxInFlight, 1, 1_000_000);
+        foreach (var address in r.OutgoingInterface)
+            if (!System.Net.IPAddress.TryParse(address, out _))
+                throw new ConfigException($"{where}: recursion: outgoing-interface: '{address}' is not an IP address", address);
         foreach (var f in r.Forwarders)
             ParseForwarder(f, $"{where}: recursion: forwarders");
         foreach (var (zone, servers) in r.ForwardZones)

@@ -258,6 +258,8 @@ public sealed class RecursionConfig
     public bool Prefetch { get; set; } = true;
     /// <summary>Resolutions running at once; one more is answered SERVFAIL (Unbound's num-queries-per-thread is 1024).</summary>
     public int MaxInFlight { get; set; } = DefaultMaxInFlight;
+    /// <summary>Local addresses upstream queries leave from (Unbound's outgoing-interface); empty = any.</summary>
+    public List<string> OutgoingInterface { get; set; } = [];
 }
 
 public sealed class LimitsConfig

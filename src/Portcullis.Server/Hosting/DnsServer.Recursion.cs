@@ -81,6 +81,7 @@ public sealed partial class DnsServer
             MaxTtl = ServerConfig.ParseDuration(r.CacheMaxTtl),
             MaxNegativeTtl = ServerConfig.ParseDuration(r.CacheMaxNegativeTtl),
             QnameMinimisation = r.QnameMinimisation,
+            OutgoingAddresses = r.OutgoingInterface.Select(System.Net.IPAddress.Parse).ToArray(),
             ServeStale = r.ServeStale,
             Prefetch = r.Prefetch,
         };
@@ -91,5 +92,5 @@ public sealed partial class DnsServer
         r.RootHints ?? "", r.RootHints is { } f && File.Exists(f) ? File.ReadAllText(f) : "",
         string.Join(",", r.Forwarders),
         string.Join(";", r.ForwardZones.OrderBy(z => z.Key, StringComparer.OrdinalIgnoreCase).Select(z => z.Key + "=" + string.Join(",", z.Value))),
-        r.CacheSize, r.CacheMinTtl, r.CacheMaxTtl, r.CacheMaxNegativeTtl, r.QnameMinimisation, r.ServeStale, r.Prefetch);
+        r.CacheSize, r.CacheMinTtl, r.CacheMaxTtl, r.CacheMaxNegativeTtl, r.QnameMinimisation, r.ServeStale, r.Prefetch, string.Join(",", r.OutgoingInterface));
 }

@@ -37,6 +37,12 @@ public sealed record ResolverOptions
     public int MaxNsNamesResolvedPerDelegation { get; init; } = 3;
     /// <summary>A resolution gives up (SERVFAIL) after this long.</summary>
     public TimeSpan ResolutionTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// Local addresses upstream queries leave from (Unbound's outgoing-interface), one per address
+    /// family at most is used; empty = any. A fixed address also keeps the resolver's random source
+    /// ports off the other addresses of the machine.
+    /// </summary>
+    public IReadOnlyList<IPAddress> OutgoingAddresses { get; init; } = [];
     /// <summary>Upstream port: 53. Only tests of forwarding point elsewhere (forwarders carry their own port).</summary>
     public int UpstreamPort { get; init; } = 53;
 }

@@ -81,8 +81,11 @@ public sealed class UpstreamClient
     private readonly TimeSpan _deadFor;
     private long _queriesSent, _unwanted;
 
+    private readonly IReadOnlyList<IPAddress> _outgoing;
+
     public UpstreamClient(ResolverOptions options, TimeProvider? time = null, TimeSpan? deadFor = null)
     {
+        _outgoing = options.OutgoingAddresses;
         _time = time ?? TimeProvider.System;
         _ednsSize = Math.Max(options.EdnsBufferSize, (ushort)512);
         _deadFor = deadFor ?? TimeSpan.FromSeconds(60);
@@ -209,7 +212,7 @@ public sealed class UpstreamClient
         RecordType type, RecordClass @class, TimeSpan timeout, CancellationToken token)
     {
         using var socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        int port = BindRandomPort(socket, server.AddressFamily);
+        int port = BindRandomPort(socket, server.AddressFamily, _outgoing);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(token);
         cts.CancelAfter(timeout);
         try
@@ -267,9 +270,11 @@ public sealed class UpstreamClient
     /// kernel's ephemeral range); a port already taken is redrawn, and after a few tries the
     /// kernel chooses (it randomises too).
     /// </summary>
-    private static int BindRandomPort(Socket socket, AddressFamily family)
+    private static int BindRandomPort(Socket socket, AddressFamily family, IReadOnlyList<IPAddress> outgoing)
     {
         var any = family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any;
+        foreach (var address in outgoing)
+            if (address.AddressFamily == family) { any = address; break; }
         for (int i = 0; i < 8; i++)
         {
             int port = RandomNumberGenerator.GetInt32(1024, 65536);
@@ -295,6 +300,8 @@ public sealed class UpstreamClient
         try
         {
             using var socket = new Socket(server.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            foreach (var address in _outgoing)
+                if (address.AddressFamily == server.AddressFamily) { socket.Bind(new IPEndPoint(address, 0)); break; }
             await socket.ConnectAsync(server, cts.Token).ConfigureAwait(false);
             Interlocked.Increment(ref _queriesSent);
             QueryObserver?.Invoke(server, id, ((IPEndPoint)socket.LocalEndPoint!).Port, qname, type);

@@ -98,6 +98,8 @@ public sealed class ResolverHierarchy : IDisposable
         {
             RootHints = [(DnsName.Parse("a.root-servers.test."), IPAddress.Parse(Root))],
             ResolutionTimeout = TimeSpan.FromSeconds(5),
+            // Random source ports on this test's own address, never on 127.0.0.1 where other tests bind.
+            OutgoingAddresses = [IPAddress.Parse(Root)],
         };
         return tweak is null ? o : tweak(o);
     }

@@ -96,6 +96,8 @@ public sealed class ResolverScenarioTests(ITestOutputHelper output)
     {
         RootHints = [.. h.RootHints.Select(x => (DnsName.Parse(x.Name), x.Address))],
         ResolutionTimeout = TimeSpan.FromSeconds(8),
+        // Random source ports on the hierarchy's resolver address, never on 127.0.0.1 where other tests bind.
+        OutgoingAddresses = [h.ResolverAddress],
     };
 
     [Fact]
@@ -152,6 +154,7 @@ public sealed class ResolverScenarioTests(ITestOutputHelper output)
             AllowRecursion = ["127.0.0.0/8"],
         };
         config.Recursion.RootHints = hierarchy.RootHintsFile;
+        config.Recursion.OutgoingInterface = [hierarchy.ResolverAddress.ToString()];
         IterativeResolver? built = null;
         using var server = new Portcullis.Server.Hosting.DnsServer(config, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance,
             recursion: (o, t, l) => built = new IterativeResolver(o with { ResolutionTimeout = TimeSpan.FromSeconds(8) }, t, l));

@@ -76,7 +76,8 @@ public sealed class UpstreamClientTests(ITestOutputHelper output)
         return r;
     }
 
-    private static UpstreamClient Client() => new(new ResolverOptions());
+    // Random source ports on an address of its own, never on 127.0.0.1 where other tests bind.
+    private static UpstreamClient Client() => new(new ResolverOptions { OutgoingAddresses = [IPAddress.Parse("127.54.9.1")] });
 
     [Fact]
     public async Task Answers_from_the_wrong_address_port_id_or_question_are_ignored()
