@@ -32,33 +32,11 @@ public sealed class ResolverUnbound : IDisposable
         try
         {
             string config = Path.Combine(Directory, "unbound.conf");
-            File.WriteAllText(config, $"""
-                server:
-                    interface: {EndPoint.Address}@53
-                    outgoing-interface: {EndPoint.Address}
-                    do-ip4: yes
-                    do-ip6: no
-                    do-udp: yes
-                    do-tcp: yes
-                    access-control: 127.0.0.0/8 allow
-                    chroot: ""
-                    username: ""
-                    directory: "{Directory}"
-                    pidfile: "{Directory}/unbound.pid"
-                    use-syslog: no
-                    logfile: ""
-                    verbosity: 1
-                    num-threads: 1
-                    module-config: "iterator"
-                    qname-minimisation: yes
-                    do-not-query-localhost: no
-                    root-hints: "{hierarchy.RootHintsFile}"
-                    local-zone: "test." nodefault
-                {(serverFailForDeadZones ? "    discard-timeout: 0\n    infra-cache-max-rtt: 2000" : "")}
-                remote-control:
-                    control-enable: no
-
-                """);
+            var text = UnboundConfig.Server($"{EndPoint.Address}@53", Directory, "127.0.0.0/8 allow", "iterator",
+                $"outgoing-interface: {EndPoint.Address}", "qname-minimisation: yes", $"root-hints: \"{hierarchy.RootHintsFile}\"",
+                "local-zone: \"test.\" nodefault");
+            if (serverFailForDeadZones) text.Append("    discard-timeout: 0\n    infra-cache-max-rtt: 2000\n");
+            File.WriteAllText(config, UnboundConfig.Finish(text, []));
             _process = new BackgroundProcess("unbound", ["-d", "-c", config], Directory);
             if (!_process.WaitForOutput("start of service", ExternalProcess.DefaultTimeout))
                 throw new InvalidOperationException($"unbound did not start.\n`{_process.CommandLine}` printed:\n{_process.Output}");

@@ -299,36 +299,10 @@ public sealed class UnboundPeer : PeerServer
 
     private string Configuration()
     {
-        var text = new StringBuilder($"""
-            server:
-                interface: 127.0.0.1
-                port: {Port}
-                do-ip4: yes
-                do-ip6: no
-                do-udp: yes
-                do-tcp: yes
-                access-control: 127.0.0.0/8 {Access}
-                chroot: ""
-                username: ""
-                directory: "{Directory}"
-                pidfile: "{Directory}/unbound.pid"
-                use-syslog: no
-                logfile: ""
-                verbosity: 1
-                num-threads: 1
-                module-config: "iterator"
-                do-not-query-localhost: no
-                local-zone: "." refuse
-
-            """);
-        foreach (var (zone, _) in _stubs)
-            text.Append($"    local-zone: \"{zone.TrimEnd('.')}.\" transparent\n");
+        var text = UnboundConfig.Server("127.0.0.1", Directory, $"127.0.0.0/8 {Access}", "iterator", $"port: {Port}", "local-zone: \".\" refuse");
         foreach (var record in _localData)
             text.Append($"    local-data: \"{record}\"\n");
-        text.Append("remote-control:\n    control-enable: no\n");
-        foreach (var (zone, server) in _stubs)
-            text.Append($"stub-zone:\n    name: \"{zone.TrimEnd('.')}.\"\n    stub-addr: {server.Address}@{server.Port}\n");
-        return text.ToString();
+        return UnboundConfig.Finish(text, _stubs);
     }
 }
 

@@ -35,40 +35,8 @@ public sealed class ValidatingUnbound : PeerServer
 
     protected override bool IsReady(ReadOnlySpan<byte> response, ushort id) => IsAnyReply(response, id);
 
-    private string Configuration()
-    {
-        var text = new StringBuilder($"""
-            server:
-                interface: 127.0.0.1
-                port: {Port}
-                do-ip4: yes
-                do-ip6: no
-                do-udp: yes
-                do-tcp: yes
-                access-control: 127.0.0.0/8 allow
-                chroot: ""
-                username: ""
-                directory: "{Directory}"
-                pidfile: "{Directory}/unbound.pid"
-                use-syslog: no
-                logfile: ""
-                verbosity: 1
-                num-threads: 1
-                module-config: "validator iterator"
-                val-log-level: 2
-                qname-minimisation: no
-                do-not-query-localhost: no
-                trust-anchor: "{_trustAnchor}"
-                local-zone: "." refuse
-
-            """);
-        foreach (var (zone, _) in _stubs)
-            text.Append($"    local-zone: \"{zone.TrimEnd('.')}.\" transparent\n");
-        text.Append("remote-control:\n    control-enable: no\n");
-        foreach (var (zone, server) in _stubs)
-            text.Append($"stub-zone:\n    name: \"{zone.TrimEnd('.')}.\"\n    stub-addr: {server.Address}@{server.Port}\n");
-        return text.ToString();
-    }
+    private string Configuration() => UnboundConfig.Finish(UnboundConfig.Server("127.0.0.1", Directory, "127.0.0.0/8 allow", "validator iterator",
+        $"port: {Port}", "val-log-level: 2", "qname-minimisation: no", $"trust-anchor: \"{_trustAnchor}\"", "local-zone: \".\" refuse"), _stubs);
 
     /// <summary>What <c>dig +dnssec</c> (RD set) reported: the RCODE, the header flags and the whole text.</summary>
     public DigResult Dig(string name, string type)
