@@ -403,27 +403,7 @@ public sealed class HierarchyNsd : IDisposable
         Directory = System.IO.Directory.CreateTempSubdirectory($"portcullis-hierarchy-{name}-").FullName;
         try
         {
-            var config = new StringBuilder($"""
-                server:
-                    ip-address: {address}@53
-                    do-ip6: no
-                    server-count: 1
-                    username: ""
-                    chroot: ""
-                    zonesdir: "{Directory}"
-                    pidfile: "{Directory}/nsd.pid"
-                    xfrdfile: "{Directory}/xfrd.state"
-                    zonelistfile: "{Directory}/zone.list"
-                    xfrdir: "{Directory}"
-                    database: ""
-                    hide-version: yes
-                    rrl-ratelimit: 0
-                    rrl-whitelist-ratelimit: 0
-                    verbosity: 2
-                remote-control:
-                    control-enable: no
-
-                """);
+            var config = NsdConfig.Server($"{address}@53", Directory);
             foreach (var (origin, text) in zones)
             {
                 string file = origin == "." ? "root.zone" : origin.TrimEnd('.') + ".zone";

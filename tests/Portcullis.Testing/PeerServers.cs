@@ -323,27 +323,7 @@ public sealed class NsdPeer : PeerServer
 
     private string Configuration()
     {
-        var text = new StringBuilder($"""
-            server:
-                ip-address: 127.0.0.1@{Port}
-                do-ip6: no
-                server-count: 1
-                username: ""
-                chroot: ""
-                zonesdir: "{Directory}"
-                pidfile: "{Directory}/nsd.pid"
-                xfrdfile: "{Directory}/xfrd.state"
-                zonelistfile: "{Directory}/zone.list"
-                xfrdir: "{Directory}"
-                database: ""
-                hide-version: yes
-                rrl-ratelimit: 0
-                rrl-whitelist-ratelimit: 0
-                verbosity: 2
-            remote-control:
-                control-enable: no
-
-            """);
+        var text = NsdConfig.Server($"127.0.0.1@{Port}", Directory);
         foreach (var zone in Zones)
             text.Append($"zone:\n    name: {zone.Origin.TrimEnd('.')}\n    zonefile: \"{LocalFile(zone)}\"\n");
         return text.ToString();
