@@ -168,6 +168,17 @@ public static class ConfigLoader
         ValidateRecursion(config.Recursion, where, path);
         if (config.Dnstap.Validate() is { } dnstapError)
             throw new ConfigException($"{where}: {dnstapError}", "dnstap");
+        if (config.QueryLog.Validate() is { } queryLogError)
+            throw new ConfigException($"{where}: {queryLogError}", "query-log");
+        Range(where, "metrics: top-count", config.Metrics.TopCount, 0, 100);
+        try
+        {
+            if (ServerConfig.ParseDuration(config.Metrics.TopWindow) < TimeSpan.FromSeconds(2))
+                throw new ConfigException($"{where}: metrics: top-window must be at least 2s", config.Metrics.TopWindow);
+        }
+        catch (FormatException e) { throw new ConfigException($"{where}: metrics: top-window: {e.Message}", config.Metrics.TopWindow); }
+        if (config.QueryLog.File is { } queryLogFile && path is not null && !Path.IsPathRooted(queryLogFile))
+            config.QueryLog.File = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, queryLogFile);
         // The access lists compile here so that their errors point into the file.
         try { Security.SecurityPolicy.From(config, Security.LocalNetworks.FromSystem()); }
         catch (ConfigException e) { throw new ConfigException($"{where}: {e.Message}", e.Scalar); }

@@ -21,6 +21,7 @@ namespace Portcullis.Server.Configuration;
 [YamlSerializable(typeof(DnssecPolicyConfig))]
 [YamlSerializable(typeof(MetricsConfig))]
 [YamlSerializable(typeof(DnstapConfig))]
+[YamlSerializable(typeof(QueryLogConfig))]
 public partial class ConfigYamlContext : StaticContext
 {
 }

@@ -47,6 +47,8 @@ public sealed class ServerConfig
     public RecursionConfig Recursion { get; set; } = new();
     /// <summary>dnstap logging of client queries and responses to a file or a Frame Streams socket (BIND's dnstap-output).</summary>
     public DnstapConfig Dnstap { get; set; } = new();
+    /// <summary>The JSON-lines query log (off unless query-log.file is set).</summary>
+    public QueryLogConfig QueryLog { get; set; } = new();
     /// <summary>
     /// DNSSEC signing policies by name, for zones with dnssec-signing (Knot's policy section). A zone
     /// without dnssec-policy uses "default": every field at its default.

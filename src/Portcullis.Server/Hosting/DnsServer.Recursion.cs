@@ -44,6 +44,7 @@ public sealed partial class DnsServer
         if (key is not null)
         {
             fresh = _recursionFactory!(ResolverOptionsFrom(r), _time, _loggerFactory.CreateLogger("Portcullis.Resolver"));
+            if (fresh is IterativeResolver iterative) iterative.Upstream.Dnstap = Processor.Dnstap;
             _logger.LogInformation("recursion on for allow-recursion ({Acl}): {Mode}", Processor.Options.Security.Recursion.Description,
                 r.Forwarders.Count > 0 ? $"forwarding to {string.Join(", ", r.Forwarders)}"
                     : r.RootHints is null ? "from the built-in root hints" : $"from the root hints in {r.RootHints}");

@@ -217,6 +217,7 @@ public sealed partial class DnsServer : IDisposable
                 throw new ZoneLoadException($"dnstap: cannot open {_config.Dnstap.File ?? _config.Dnstap.Socket}: {e.Message}");
             }
         }
+        StartWatching(_config);
         zones.AddRange(GenerateCatalogs());
         ConfigureSecondarySigning(_config);
         _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
@@ -424,6 +425,7 @@ public sealed partial class DnsServer : IDisposable
         // After the listeners: what they answered is written, then STOP.
         Processor.Dnstap?.Dispose();
         Processor.Dnstap = null;
+        StopWatching();
         _udp.Clear();
         _tcp.Clear();
         _events.Dispose();

@@ -198,10 +198,13 @@ public sealed class QueryProcessor : IQueryProcessor
     {
         // The timestamp is taken before any work so the latency histogram covers all of it. Only
         // responses written now are counted: a dropped query (length 0), a deferred resolution
-        // (answered later through IDeferredReply) and a transfer stream are not.
+        // (answered later through IDeferredReply) and a transfer stream are not; a deferred answer is
+        // counted and logged when it is sent (ResolveAndReply).
         var metrics = Metrics;
-        long start = metrics is null ? 0 : Stopwatch.GetTimestamp();
-        int length = ProcessCore(query, response, in info);
+        var events = _queryEvents;
+        long start = metrics is null && events is null ? 0 : Stopwatch.GetTimestamp();
+        var outcome = new Outcome();
+        int length = ProcessCore(query, response, in info, ref outcome);
         if (metrics is not null && length > 0) metrics.RecordResponse(info.Transport, response[..length], start);
         // dnstap CLIENT_QUERY and CLIENT_RESPONSE once the response is final (signed, RRL applied);
         // like the metrics, a dropped query, a deferred resolution and a transfer stream log nothing.
@@ -210,15 +213,27 @@ public sealed class QueryProcessor : IQueryProcessor
             tap.LogClientQuery(query, info.Transport, info.Client);
             tap.LogClientResponse(response[..length], info.Transport, info.Client);
         }
+        // The query log and the traffic watchers see answered and dropped queries alike (a query
+        // deferred for resolution is posted when its answer goes out).
+        if (events is not null && !outcome.Deferred && !outcome.Streamed)
+            events.Post(query, length > 0 ? response[..length] : default, info.Transport, info.Client, start, outcome.Policy, outcome.PolicyName);
         return length;
     }
+
+    private volatile QueryEventHub? _queryEvents;
+
+    /// <summary>
+    /// Where every query and what became of it is posted for the query log, the tunnel detector and
+    /// the heavy-hitter sketches (null: none of them is on). Posting copies and never blocks.
+    /// </summary>
+    public QueryEventHub? Events { get => _queryEvents; set => _queryEvents = value; }
 
     private volatile DnstapLogger? _dnstap;
 
     /// <summary>dnstap output of client queries and responses (null: off). Posting copies and never blocks.</summary>
     public DnstapLogger? Dnstap { get => _dnstap; set => _dnstap = value; }
 
-    private int ProcessCore(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info)
+    private int ProcessCore(ReadOnlySpan<byte> query, Span<byte> response, in QueryContextInfo info, ref Outcome outcome)
     {
         var options = _options;
         bool udp = info.Transport == TransportKind.Udp;
@@ -231,6 +246,7 @@ public sealed class QueryProcessor : IQueryProcessor
             && !limiter.Admit(client, Environment.TickCount64, out bool newlyBlocked))
         {
             _counters.Count(SecurityReason.ClientBlockedQuery);
+            outcome.Policy = QueryPolicy.ClientBlocked;
             if (newlyBlocked)
             {
                 _counters.Count(SecurityReason.ClientBlockStarted);
@@ -239,7 +255,6 @@ public sealed class QueryProcessor : IQueryProcessor
             return 0;
         }
 
-        var outcome = new Outcome();
         int length = Answer(query, response, info, client, ref outcome);
 
         // A request that passed its TSIG check gets a signed answer (RFC 8945 §5.3), whatever the
@@ -289,9 +304,11 @@ public sealed class QueryProcessor : IQueryProcessor
         {
             case RateDecision.Drop:
                 _counters.Count(SecurityReason.RrlDropped);
+                outcome.Policy = QueryPolicy.RrlDrop;
                 return 0;
             case RateDecision.Slip:
                 _counters.Count(SecurityReason.RrlSlipped);
+                outcome.Policy = QueryPolicy.RrlSlip;
                 return Slip(response, ref outcome);
             default:
                 return length;
@@ -338,6 +355,13 @@ public sealed class QueryProcessor : IQueryProcessor
         public TsigKey? TsigKey;
         public MacBytes RequestMac;
         public int RequestMacLength;
+        /// <summary>Which policy acted (for the query log), and its name.</summary>
+        public QueryPolicy Policy;
+#pragma warning disable CS0649 // set by the response policy (RPZ)
+        public string? PolicyName;
+#pragma warning restore CS0649
+        /// <summary>Answered later (a resolution) or as a message stream (a transfer): not posted now.</summary>
+        public bool Deferred, Streamed;
     }
 
     [InlineArray(TsigAlgorithms.MaxMacSize)]
@@ -462,8 +486,9 @@ public sealed class QueryProcessor : IQueryProcessor
             // RD=0 included: what it holds says what admitted clients asked.
             bool recursionAllowed = policy.Recursion.Allows(client);
             if (recursionAllowed && _recursion is { } recursion && qclass == RecordClass.IN && qtype is not (RecordType.AXFR or RecordType.IXFR))
-                return AnswerRecursively(recursion, response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, in info, ref outcome);
+                return AnswerRecursively(recursion, query, response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, in info, ref outcome);
             _counters.Count(recursionAllowed ? SecurityReason.NotAuthoritative : SecurityReason.RecursionRefused);
+            if (!recursionAllowed) outcome.Policy = QueryPolicy.AclRefused;
             reply.Ede = recursionAllowed ? EdeNotAuthoritative : EdeProhibited;
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
         }
@@ -477,6 +502,7 @@ public sealed class QueryProcessor : IQueryProcessor
             if (!access.Transfer.Allows(client, keyName))
             {
                 _counters.Count(SecurityReason.TransferRefused);
+                outcome.Policy = QueryPolicy.AclRefused;
                 _events?.Report(SecurityEventKind.TransferRefused, client, zone);
                 reply.Ede = EdeProhibited;
             }
@@ -486,6 +512,7 @@ public sealed class QueryProcessor : IQueryProcessor
         if (!access.Query.Allows(client, keyName))
         {
             _counters.Count(SecurityReason.QueryRefused);
+            outcome.Policy = QueryPolicy.AclRefused;
             reply.Ede = EdeProhibited;
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
         }
@@ -524,7 +551,7 @@ public sealed class QueryProcessor : IQueryProcessor
     /// <see cref="QueryProcessorOptions.MaxResolutionsInFlight"/> run at once, and a TCP connection
     /// keeps a bounded number pending: beyond either, SERVFAIL now with EDE 0 (Other).
     /// </summary>
-    private int AnswerRecursively(IRecursion recursion, Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype,
+    private int AnswerRecursively(IRecursion recursion, ReadOnlySpan<byte> query, Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype,
         RecordClass qclass, EdnsReply reply, int maxSize, in QueryContextInfo info, ref Outcome outcome)
     {
         h.RecursionAvailable = true;
@@ -582,9 +609,14 @@ public sealed class QueryProcessor : IQueryProcessor
             MaxSize = maxSize,
             TsigKey = outcome.TsigKey,
             RequestMac = outcome.TsigKey is null ? null : ((ReadOnlySpan<byte>)outcome.RequestMac)[..outcome.RequestMacLength].ToArray(),
+            Transport = info.Transport,
+            Client = CopyAddress(info.Client),
+            Query = Metrics is null && _dnstap is null && _queryEvents is null ? null : query.ToArray(),
+            Start = Stopwatch.GetTimestamp(),
         };
         // Off the receive thread: a resolution may take seconds (RFC 1034 §5.3.3), and even its
         // synchronous start must not hold the queries behind it.
+        outcome.Deferred = true;
         _ = Task.Run(() => ResolveAndReply(pending));
         return 0;
     }
@@ -604,6 +636,18 @@ public sealed class QueryProcessor : IQueryProcessor
         public int MaxSize;
         public TsigKey? TsigKey;
         public byte[]? RequestMac;
+        public TransportKind Transport;
+        public required System.Net.SocketAddress Client;
+        /// <summary>The query as received, for the metrics, dnstap and the query log when the answer goes out (null when all are off).</summary>
+        public byte[]? Query;
+        public long Start;
+    }
+
+    private static System.Net.SocketAddress CopyAddress(System.Net.SocketAddress a)
+    {
+        var copy = new System.Net.SocketAddress(a.Family, a.Size);
+        a.Buffer.Span[..a.Size].CopyTo(copy.Buffer.Span);
+        return copy;
     }
 
     private async Task ResolveAndReply(PendingResolution p)
@@ -632,6 +676,17 @@ public sealed class QueryProcessor : IQueryProcessor
             int length = WriteResolved(p, result, buffer);
             Interlocked.Decrement(ref _inFlight);
             p.Reply.Send(buffer.AsSpan(0, length));
+            if (p.Query is { } query)
+            {
+                var response = buffer.AsSpan(0, length);
+                Metrics?.RecordResponse(p.Transport, response, p.Start);
+                if (_dnstap is { } tap)
+                {
+                    tap.LogClientQuery(query, p.Transport, p.Client);
+                    tap.LogClientResponse(response, p.Transport, p.Client);
+                }
+                _queryEvents?.Post(query, response, p.Transport, p.Client, p.Start);
+            }
         }
         catch (Exception e)
         {
@@ -781,6 +836,7 @@ public sealed class QueryProcessor : IQueryProcessor
         // IXFR the journal can answer: the changes since the client's serial (RFC 1995 §4); else the
         // whole zone, AXFR-style.
         var steps = qtype == RecordType.IXFR && zone.Journal is { } journal ? journal.DiffsFrom((uint)clientSerial, zone.Serial) : null;
+        outcome.Streamed = true;
         streams.Start(steps is { Count: > 0 }
             ? new IxfrStream(_transfers, zone, steps, h, qname, qclass, reply.Present, reply.DnssecOk, (ushort)options.UdpMaxResponse, signer, client)
             : new AxfrStream(_transfers, zone, h, qname, qtype, qclass, reply.Present, reply.DnssecOk, (ushort)options.UdpMaxResponse, signer, client));

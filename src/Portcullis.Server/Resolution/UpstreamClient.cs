@@ -99,6 +99,9 @@ public sealed class UpstreamClient
     /// <summary>Called for every query sent: (server, ID, local port, name as sent, type). Tests count randomness and fan-out with it.</summary>
     public Action<IPEndPoint, ushort, int, DnsName, RecordType>? QueryObserver { get; set; }
 
+    /// <summary>dnstap output of the queries sent upstream and the responses accepted (null: off).</summary>
+    public Telemetry.DnstapLogger? Dnstap { get; set; }
+
     public ServerState State(IPAddress address) => _servers.GetOrAdd(address, _ => new ServerState());
 
     public long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -220,6 +223,9 @@ public sealed class UpstreamClient
             Interlocked.Increment(ref _queriesSent);
             QueryObserver?.Invoke(server, id, port, qname, type);
             await socket.SendToAsync(query, SocketFlags.None, server, cts.Token).ConfigureAwait(false);
+            var tap = Dnstap;
+            var local = tap is null ? null : (IPEndPoint)socket.LocalEndPoint!;
+            if (tap is not null) tap.LogResolverQuery(query, tcp: false, local!, server);
             var buffer = new byte[65535];
             EndPoint any = new IPEndPoint(server.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
             while (true)
@@ -228,7 +234,11 @@ public sealed class UpstreamClient
                 var from = (IPEndPoint)got.RemoteEndPoint;
                 var reply = buffer.AsSpan(0, got.ReceivedBytes);
                 var match = Match(reply, from, server, id, qname, type, @class);
-                if (match == MatchResult.Yes) return (UpstreamStatus.Answered, reply.ToArray(), false);
+                if (match == MatchResult.Yes)
+                {
+                    tap?.LogResolverResponse(reply, tcp: false, local!, server);
+                    return (UpstreamStatus.Answered, reply.ToArray(), false);
+                }
                 if (match == MatchResult.CaseDiffers) return (UpstreamStatus.Answered, null, true);
                 // RFC 5452 §9.1: a non-matching reply is dropped and the wait continues, so a
                 // spoofed datagram cannot end the exchange either.
@@ -309,6 +319,9 @@ public sealed class UpstreamClient
             BinaryPrimitives.WriteUInt16BigEndian(framed, (ushort)query.Length);
             query.CopyTo(framed, 2);
             await socket.SendAsync(framed, SocketFlags.None, cts.Token).ConfigureAwait(false);
+            var tap = Dnstap;
+            var local = (IPEndPoint)socket.LocalEndPoint!;
+            tap?.LogResolverQuery(query, tcp: true, local, server);
             var lenBuf = new byte[2];
             await ReadExactlyAsync(socket, lenBuf, cts.Token).ConfigureAwait(false);
             var reply = new byte[BinaryPrimitives.ReadUInt16BigEndian(lenBuf)];
@@ -319,6 +332,7 @@ public sealed class UpstreamClient
                 Interlocked.Increment(ref _unwanted);
                 return new UpstreamResponse(UpstreamStatus.Malformed, null, server, rtt, true);
             }
+            tap?.LogResolverResponse(reply, tcp: true, local, server);
             return new UpstreamResponse(UpstreamStatus.Answered, message, server, rtt, true);
         }
         catch (OperationCanceledException) when (!token.IsCancellationRequested)

@@ -16,6 +16,9 @@ public sealed class DnstapConfig
     public string? Version { get; set; }
     public bool LogClientQueries { get; set; } = true;
     public bool LogClientResponses { get; set; } = true;
+    /// <summary>Queries the resolver sends upstream (RESOLVER_QUERY) and the responses it accepts (RESOLVER_RESPONSE).</summary>
+    public bool LogResolverQueries { get; set; } = true;
+    public bool LogResolverResponses { get; set; } = true;
     /// <summary>Messages waiting for the writer; beyond it new ones are dropped and counted.</summary>
     public int QueueSize { get; set; } = DnstapLogger.DefaultCapacity;
 

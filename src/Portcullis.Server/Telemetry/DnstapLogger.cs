@@ -18,9 +18,10 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
 {
     public const int DefaultCapacity = 16384;
     const int AddressSlot = 16;
+    const int MessageOffset = 2 * AddressSlot;   // query address, response address, message
 
     readonly record struct Entry(byte[] Buffer, int AddressLength, int MessageLength, DnstapMessageType Type,
-        DnstapSocketProtocol Protocol, int Port, long Ticks);
+        DnstapSocketProtocol Protocol, int Port, long Ticks, int ResponseAddressLength = 0, int ResponsePort = 0);
 
     readonly Channel<Entry> _channel;
     readonly DnstapFrameWriter _writer;
@@ -30,8 +31,10 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
     long _dropped, _written, _failed;
 
     public DnstapLogger(DnstapFrameWriter writer, string? identity = null, string? version = null, int capacity = DefaultCapacity,
-        bool logClientQueries = true, bool logClientResponses = true)
+        bool logClientQueries = true, bool logClientResponses = true, bool logResolverQueries = true, bool logResolverResponses = true)
     {
+        LogResolverQueries = logResolverQueries;
+        LogResolverResponses = logResolverResponses;
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _writer = writer;
         _identity = Encoding.UTF8.GetBytes(identity ?? "");
@@ -53,11 +56,13 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
             ? DnstapFrameWriter.ConnectUnix(socket, TimeSpan.FromSeconds(5))
             : DnstapFrameWriter.CreateFile(config.File ?? throw new ArgumentException("dnstap: no file or socket"));
         return new DnstapLogger(writer, config.Identity ?? Dns.GetHostName(), config.Version ?? "portcullis",
-            config.QueueSize, config.LogClientQueries, config.LogClientResponses);
+            config.QueueSize, config.LogClientQueries, config.LogClientResponses, config.LogResolverQueries, config.LogResolverResponses);
     }
 
     public bool LogClientQueries { get; }
     public bool LogClientResponses { get; }
+    public bool LogResolverQueries { get; }
+    public bool LogResolverResponses { get; }
     /// <summary>Messages dropped because the channel was full (or the output failed).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
     /// <summary>Messages written out.</summary>
@@ -77,6 +82,43 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
         if (LogClientResponses) Post(DnstapMessageType.ClientResponse, response, transport, client);
     }
 
+    /// <summary>
+    /// A query this resolver sent upstream (RESOLVER_QUERY): query_address is ours (the socket's
+    /// local end), response_address the server asked. Never blocks.
+    /// </summary>
+    public void LogResolverQuery(ReadOnlySpan<byte> query, bool tcp, IPEndPoint local, IPEndPoint server)
+    {
+        if (LogResolverQueries) PostResolver(DnstapMessageType.ResolverQuery, query, tcp, local, server);
+    }
+
+    /// <summary>A response received from an upstream server (RESOLVER_RESPONSE), after it matched the query. Never blocks.</summary>
+    public void LogResolverResponse(ReadOnlySpan<byte> response, bool tcp, IPEndPoint local, IPEndPoint server)
+    {
+        if (LogResolverResponses) PostResolver(DnstapMessageType.ResolverResponse, response, tcp, local, server);
+    }
+
+    void PostResolver(DnstapMessageType type, ReadOnlySpan<byte> message, bool tcp, IPEndPoint local, IPEndPoint server)
+    {
+        if (_channel.Reader.Count >= _capacity || Interlocked.Read(ref _failed) != 0)
+        {
+            Interlocked.Increment(ref _dropped);
+            return;
+        }
+        var buffer = ArrayPool<byte>.Shared.Rent(MessageOffset + message.Length);
+        int localLength = Address(local.Address, buffer);
+        int serverLength = Address(server.Address, buffer.AsSpan(AddressSlot));
+        message.CopyTo(buffer.AsSpan(MessageOffset));
+        var entry = new Entry(buffer, localLength, message.Length, type, tcp ? DnstapSocketProtocol.Tcp : DnstapSocketProtocol.Udp,
+            local.Port, DateTime.UtcNow.Ticks, serverLength, server.Port);
+        if (!_channel.Writer.TryWrite(entry)) OnDropped(entry);
+    }
+
+    static int Address(IPAddress address, Span<byte> destination)
+    {
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        return address.TryWriteBytes(destination, out int written) ? written : 0;
+    }
+
     void Post(DnstapMessageType type, ReadOnlySpan<byte> message, TransportKind transport, SocketAddress client)
     {
         // Full already: count it without renting a buffer.
@@ -85,9 +127,9 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
             Interlocked.Increment(ref _dropped);
             return;
         }
-        var buffer = ArrayPool<byte>.Shared.Rent(AddressSlot + message.Length);
+        var buffer = ArrayPool<byte>.Shared.Rent(MessageOffset + message.Length);
         int addressLength = Address(client, buffer, out int port);
-        message.CopyTo(buffer.AsSpan(AddressSlot));
+        message.CopyTo(buffer.AsSpan(MessageOffset));
         var entry = new Entry(buffer, addressLength, message.Length, type,
             transport == TransportKind.Tcp ? DnstapSocketProtocol.Tcp : DnstapSocketProtocol.Udp, port, DateTime.UtcNow.Ticks);
         if (!_channel.Writer.TryWrite(entry))   // completed (disposing)
@@ -124,7 +166,7 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
                         Interlocked.Increment(ref _dropped);
                         continue;
                     }
-                    var memory = e.Buffer.AsMemory(AddressSlot, e.MessageLength);
+                    var memory = e.Buffer.AsMemory(MessageOffset, e.MessageLength);
                     var time = new DateTime(e.Ticks, DateTimeKind.Utc);
                     bool query = e.Type is DnstapMessageType.ClientQuery or DnstapMessageType.AuthQuery or DnstapMessageType.ResolverQuery;
                     var m = new DnstapEntry
@@ -133,6 +175,8 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
                         Protocol = e.Protocol,
                         QueryAddress = e.Buffer.AsMemory(0, e.AddressLength),
                         QueryPort = e.Port,
+                        ResponseAddress = e.Buffer.AsMemory(AddressSlot, e.ResponseAddressLength),
+                        ResponsePort = e.ResponsePort,
                         QueryTime = query ? time : default,
                         QueryMessage = query ? memory : default,
                         ResponseTime = query ? default : time,

@@ -16,6 +16,11 @@ public sealed class MetricsConfig
     /// <summary>"address:port", "[v6]:port" or an address alone (port 9153); null: no endpoint.</summary>
     public string? Listen { get; set; }
 
+    /// <summary>The sliding window of the top clients and top names gauges (at least 2s).</summary>
+    public string TopWindow { get; set; } = "60s";
+    /// <summary>How many top clients and top names are exported (0: none; at most 100).</summary>
+    public int TopCount { get; set; } = TopTalkers.DefaultReported;
+
     /// <summary>
     /// The endpoint to bind, or null when metrics are off; false with a one-line
     /// <paramref name="error"/> when <see cref="Listen"/> is not an IP address with an optional port.

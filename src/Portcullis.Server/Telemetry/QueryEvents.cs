@@ -13,6 +13,8 @@ public enum QueryPolicy : byte
     None,
     /// <summary>Response rate limiting dropped the response or slipped it (TC=1 or BADCOOKIE).</summary>
     RrlDrop, RrlSlip,
+    /// <summary>The per-client query limit (client-limit) dropped the query: the client is blocked for a while.</summary>
+    ClientBlocked,
     /// <summary>An access list refused the query (allow-query, allow-recursion, allow-transfer, …).</summary>
     AclRefused,
     /// <summary>Response policy zones (RPZ) and domain lists: the action taken.</summary>
