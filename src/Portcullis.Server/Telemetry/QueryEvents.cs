@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Diagnostics;
-using System.Threading.Channels;
 using Portcullis.Protocol.Messages;
 using Portcullis.Protocol.Records;
 using Portcullis.Transport;
@@ -63,43 +61,63 @@ public interface IQueryObserver
 
 /// <summary>
 /// Carries every answered (or dropped) query off the query path to the observers that watch traffic:
-/// the query log, the tunnel detector, the heavy-hitter sketches. <see cref="Post"/> copies the
-/// question and the client into a pooled buffer and writes it to a bounded channel; when the channel
-/// is full the event is dropped and counted (<see cref="Dropped"/>) instead of waiting, so a slow
-/// disk never slows answers. One background task hands each event to every observer in turn.
+/// the query log, the tunnel detector, the heavy-hitter sketches. The queue is a bounded ring of
+/// preallocated slots (Vyukov's bounded queue, many producers and one consumer): <see cref="Post"/>
+/// claims a slot with one compare-and-swap, copies the question, the client and the outcome into
+/// it and publishes it: no allocation, no lock. When the ring is full the event is dropped and
+/// counted (<see cref="Dropped"/>) instead of waiting, so a slow disk never slows answers. One
+/// background task hands each event to every observer in turn; when the ring is empty it flushes
+/// the observers and polls again after a pause that grows from 1 to 50 ms (no signal from the
+/// query path, which would need a lock), so a quiet server costs a few wake-ups a second.
 /// </summary>
 public sealed class QueryEventHub : IAsyncDisposable, IDisposable
 {
-    public const int DefaultCapacity = 65536;
+    public const int DefaultCapacity = 16384;
     const int AddressSlot = 16;
+    const int MaxPause = 50;
 
-    readonly record struct Entry(byte[] Buffer, int AddressLength, int QnameLength, int Port, TransportKind Transport,
-        RecordType QType, RecordClass QClass, ushort Flags, int QuerySize, int ResponseSize, long Ticks, long LatencyTicks,
-        QueryPolicy Policy, string? PolicyName, TaskCompletionSource? Marker = null);
+    struct Meta
+    {
+        public long Ticks, LatencyTicks;
+        public int AddressLength, QnameLength, Port, QuerySize, ResponseSize;
+        public TransportKind Transport;
+        public RecordType QType;
+        public RecordClass QClass;
+        public ushort Flags;
+        public QueryPolicy Policy;
+        public string? PolicyName;
+    }
 
-    readonly Channel<Entry> _channel;
     readonly IQueryObserver[] _observers;
-    readonly int _capacity;
+    readonly int _capacity, _mask;
+    readonly long[] _sequence;
+    readonly Meta[] _meta;
+    readonly byte[] _data;                  // per slot: the address (16) and the question name (255)
+    const int SlotSize = AddressSlot + 256;
+    long _tail;                             // next slot to claim (producers)
+    long _head;                             // next slot to read (the consumer)
+    readonly System.Collections.Concurrent.ConcurrentQueue<(long Target, TaskCompletionSource Done)> _drains = new();
+    readonly CancellationTokenSource _stop = new();
     readonly Task _task;
     long _dropped, _observed, _failed;
 
     public QueryEventHub(IEnumerable<IQueryObserver> observers, int capacity = DefaultCapacity)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(capacity, 1 << 22);
         _observers = [.. observers];
-        _capacity = capacity;
-        _channel = Channel.CreateBounded<Entry>(
-            new BoundedChannelOptions(capacity) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true },
-            e =>
-            {
-                if (e.Marker is not null) { e.Marker.TrySetCanceled(); return; }
-                Interlocked.Increment(ref _dropped);
-                ArrayPool<byte>.Shared.Return(e.Buffer);
-            });
+        _capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity);
+        _mask = _capacity - 1;
+        _sequence = new long[_capacity];
+        for (int i = 0; i < _capacity; i++) _sequence[i] = i;
+        _meta = new Meta[_capacity];
+        _data = new byte[_capacity * SlotSize];
         _task = Task.Run(Loop);
     }
 
     public IReadOnlyList<IQueryObserver> Observers => _observers;
+    /// <summary>Slots in the ring (the capacity asked for, rounded up to a power of two).</summary>
+    public int Capacity => _capacity;
     /// <summary>Events dropped because the queue was full.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
     /// <summary>Events handed to the observers.</summary>
@@ -109,7 +127,8 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// Posts a query and its response (<paramref name="response"/> empty when nothing was sent).
-    /// The question is read from the query; a query without one is not posted. Never blocks.
+    /// The question is read from the query; a query without one is not posted. Never blocks,
+    /// never allocates.
     /// </summary>
     public void Post(ReadOnlySpan<byte> query, ReadOnlySpan<byte> response, TransportKind transport, System.Net.SocketAddress client,
         long startTimestamp, QueryPolicy policy = QueryPolicy.None, string? policyName = null)
@@ -126,114 +145,128 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
             if (end - DnsHeader.Size > 255) return;
         }
         if (end + 4 > query.Length) return;
-        if (_channel.Reader.Count >= _capacity)
+
+        // Claim a slot (Vyukov): its sequence equals the position when it is free for that position.
+        long pos = Volatile.Read(ref _tail);
+        int index;
+        while (true)
         {
-            Interlocked.Increment(ref _dropped);
-            return;
+            index = (int)(pos & _mask);
+            long diff = Volatile.Read(ref _sequence[index]) - pos;
+            if (diff == 0)
+            {
+                long seen = Interlocked.CompareExchange(ref _tail, pos + 1, pos);
+                if (seen == pos) break;
+                pos = seen;
+            }
+            else if (diff < 0)
+            {
+                Interlocked.Increment(ref _dropped);     // full: the consumer has not freed this slot yet
+                return;
+            }
+            else pos = Volatile.Read(ref _tail);
         }
+
         int qnameLength = end - DnsHeader.Size;
-        var buffer = ArrayPool<byte>.Shared.Rent(AddressSlot + qnameLength);
-        int addressLength = Security.ClientAddress.Get(client, buffer);
+        var slot = _data.AsSpan(index * SlotSize, SlotSize);
+        int addressLength = Security.ClientAddress.Get(client, slot);
         var b = client.Buffer.Span;
-        int port = client.Size >= 4 && client.Family is System.Net.Sockets.AddressFamily.InterNetwork or System.Net.Sockets.AddressFamily.InterNetworkV6
-            ? b[2] << 8 | b[3] : 0;
-        query.Slice(DnsHeader.Size, qnameLength).CopyTo(buffer.AsSpan(AddressSlot));
+        query.Slice(DnsHeader.Size, qnameLength).CopyTo(slot[AddressSlot..]);
         var flagsSource = response.Length >= DnsHeader.Size ? response : query;
-        var entry = new Entry(buffer, addressLength, qnameLength, port, transport,
-            (RecordType)(query[end] << 8 | query[end + 1]), (RecordClass)(query[end + 2] << 8 | query[end + 3]),
-            (ushort)(flagsSource[2] << 8 | flagsSource[3]), query.Length, response.Length >= DnsHeader.Size ? response.Length : 0,
-            DateTime.UtcNow.Ticks, Stopwatch.GetTimestamp() - startTimestamp, policy, policyName);
-        if (!_channel.Writer.TryWrite(entry))
-        {
-            Interlocked.Increment(ref _dropped);
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        ref var m = ref _meta[index];
+        m.Ticks = DateTime.UtcNow.Ticks;
+        m.LatencyTicks = Stopwatch.GetTimestamp() - startTimestamp;
+        m.AddressLength = addressLength;
+        m.QnameLength = qnameLength;
+        m.Port = client.Size >= 4 && client.Family is System.Net.Sockets.AddressFamily.InterNetwork or System.Net.Sockets.AddressFamily.InterNetworkV6
+            ? b[2] << 8 | b[3] : 0;
+        m.QuerySize = query.Length;
+        m.ResponseSize = response.Length >= DnsHeader.Size ? response.Length : 0;
+        m.Transport = transport;
+        m.QType = (RecordType)(query[end] << 8 | query[end + 1]);
+        m.QClass = (RecordClass)(query[end + 2] << 8 | query[end + 3]);
+        m.Flags = (ushort)(flagsSource[2] << 8 | flagsSource[3]);
+        m.Policy = policy;
+        m.PolicyName = policyName;
+        Volatile.Write(ref _sequence[index], pos + 1);   // published
     }
 
     async Task Loop()
     {
-        var reader = _channel.Reader;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        int pause = 1;
+        bool stopping = false;
+        while (true)
         {
-            while (reader.TryRead(out var e))
-            {
-                if (e.Marker is not null)
-                {
-                    foreach (var o in _observers)
-                    {
-                        try { o.Flush(); }
-                        catch (Exception) { Interlocked.Increment(ref _failed); }
-                    }
-                    e.Marker.TrySetResult();
-                    continue;
-                }
-                try
-                {
-                    var ev = new QueryEvent
-                    {
-                        Time = new DateTime(e.Ticks, DateTimeKind.Utc),
-                        Client = e.Buffer.AsSpan(0, e.AddressLength),
-                        ClientPort = e.Port,
-                        Transport = e.Transport,
-                        Qname = e.Buffer.AsSpan(AddressSlot, e.QnameLength),
-                        QType = e.QType,
-                        QClass = e.QClass,
-                        Rcode = (Rcode)(e.Flags & 0xF),
-                        Flags = e.Flags,
-                        QuerySize = e.QuerySize,
-                        ResponseSize = e.ResponseSize,
-                        Latency = Stopwatch.GetElapsedTime(0, e.LatencyTicks),
-                        Policy = e.Policy,
-                        PolicyName = e.PolicyName,
-                    };
-                    foreach (var o in _observers)
-                    {
-                        try { o.Observe(in ev); }
-                        catch (Exception) { Interlocked.Increment(ref _failed); }
-                    }
-                    Interlocked.Increment(ref _observed);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(e.Buffer);
-                }
-            }
+            int batch = 0;
+            while (TryObserveOne()) batch++;
+            if (batch > 0) pause = 1;
             foreach (var o in _observers)
             {
+                if (batch == 0 && _drains.IsEmpty && !stopping) break;   // nothing new to flush
                 try { o.Flush(); }
                 catch (Exception) { Interlocked.Increment(ref _failed); }
             }
+            long head = Volatile.Read(ref _head);
+            while (_drains.TryPeek(out var d) && d.Target <= head && _drains.TryDequeue(out d)) d.Done.TrySetResult();
+            if (stopping) return;
+            if (batch > 0) continue;
+            try { await Task.Delay(pause, _stop.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { stopping = true; }   // one more round: what was posted before the stop
+            pause = Math.Min(pause * 2, MaxPause);
         }
     }
 
-    /// <summary>
-    /// Resolves once every event posted before the call has been observed and the observers flushed:
-    /// a marker goes through the queue behind them. While the queue is full the marker waits its turn.
-    /// </summary>
-    public async Task DrainAsync(CancellationToken cancellationToken = default)
+    bool TryObserveOne()
     {
-        while (true)
+        long pos = _head;
+        int index = (int)(pos & _mask);
+        if (Volatile.Read(ref _sequence[index]) != pos + 1) return false;   // not published yet
+        ref var m = ref _meta[index];
+        var slot = _data.AsSpan(index * SlotSize, SlotSize);
+        var ev = new QueryEvent
         {
-            var marker = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var entry = new Entry([], 0, 0, 0, default, default, default, 0, 0, 0, 0, 0, QueryPolicy.None, null, marker);
-            if (_channel.Writer.TryWrite(entry))
-            {
-                try
-                {
-                    await marker.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-                    return;
-                }
-                catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested) { }   // dropped: full
-            }
-            else if (_channel.Reader.Completion.IsCompleted) return;
-            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+            Time = new DateTime(m.Ticks, DateTimeKind.Utc),
+            Client = slot[..m.AddressLength],
+            ClientPort = m.Port,
+            Transport = m.Transport,
+            Qname = slot.Slice(AddressSlot, m.QnameLength),
+            QType = m.QType,
+            QClass = m.QClass,
+            Rcode = (Rcode)(m.Flags & 0xF),
+            Flags = m.Flags,
+            QuerySize = m.QuerySize,
+            ResponseSize = m.ResponseSize,
+            Latency = Stopwatch.GetElapsedTime(0, m.LatencyTicks),
+            Policy = m.Policy,
+            PolicyName = m.PolicyName,
+        };
+        foreach (var o in _observers)
+        {
+            try { o.Observe(in ev); }
+            catch (Exception) { Interlocked.Increment(ref _failed); }
         }
+        m.PolicyName = null;
+        Interlocked.Increment(ref _observed);
+        Volatile.Write(ref _sequence[index], pos + _capacity);   // free for the position one lap on
+        Volatile.Write(ref _head, pos + 1);
+        return true;
+    }
+
+    /// <summary>
+    /// Resolves once every event posted before the call has been observed and the observers
+    /// flushed (for tests, reloads and shutdown).
+    /// </summary>
+    public Task DrainAsync(CancellationToken cancellationToken = default)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _drains.Enqueue((Volatile.Read(ref _tail), done));
+        return _task.IsCompleted ? Task.CompletedTask : done.Task.WaitAsync(cancellationToken);
     }
 
     /// <summary>Observes what is queued, flushes, and disposes the observers that are disposable.</summary>
     public async ValueTask DisposeAsync()
     {
-        _channel.Writer.TryComplete();
+        if (!_stop.IsCancellationRequested) _stop.Cancel();
         await _task.ConfigureAwait(false);
         foreach (var o in _observers)
             if (o is IAsyncDisposable ad) await ad.DisposeAsync().ConfigureAwait(false);

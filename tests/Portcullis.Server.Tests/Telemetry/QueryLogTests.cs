@@ -173,6 +173,24 @@ public sealed class QueryLogTests
     }
 
     [Fact]
+    public async Task Posting_from_the_query_path_allocates_nothing()
+    {
+        var stuck = new StuckObserver();
+        stuck.Release.Set();
+        await using var hub = new QueryEventHub([stuck], capacity: 4096);
+        var query = DnsTestClient.Query("www.example.test.", RecordType.A).ToWire();
+        var response = new byte[64];
+        query.CopyTo(response, 0);
+        var client = new IPEndPoint(IPAddress.Loopback, 5353).Serialize();
+        hub.Post(query, response, TransportKind.Udp, client, 0, QueryPolicy.RpzNxdomain, "rpz.test");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) hub.Post(query, response, TransportKind.Udp, client, 0, QueryPolicy.RpzNxdomain, "rpz.test");
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        await hub.DrainAsync();
+        Assert.Equal(1001, stuck.Seen + hub.Dropped);
+    }
+
+    [Fact]
     public void Names_with_odd_bytes_are_escaped_so_the_line_stays_one_valid_JSON_object()
     {
         var sb = new System.Text.StringBuilder();
