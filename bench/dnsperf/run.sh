@@ -36,6 +36,8 @@
 #             publish, with the native `portcullis` and no portcullis.dll, is run as such)
 #   BASELINE_PUBLISH  a second Portcullis (a `dotnet publish` directory) to run beside the first as
 #             the server "baseline" (add it to SERVERS): before/after in one run, interleaved
+#   CONFIG_portcullis, CONFIG_baseline  a YAML file appended to that server's configuration
+#             (bench/watch/run.sh: the same build with and without the watchers)
 #   PORTCULLIS_REF  build this commit (exported with `git archive` into the temporary directory)
 #             instead of the working tree, so that a figure belongs to a known commit
 #   QUIET_WAIT [10] before each run, wait up to this many seconds for a second in which the machine
@@ -254,9 +256,14 @@ start_portcullis() {
     # A Native AOT publish directory has the native binary and no portcullis.dll.
     [ -f "$PUBLISH/portcullis.dll" ] || cmd=("$PUBLISH/portcullis")
     if "${cmd[@]}" serve --help 2>/dev/null | grep -q -- --udp-workers; then workers=(--udp-workers "$WORKERS"); fi
-    if [ "$USE_TCP" = 1 ]; then
+    # CONFIG_<tag> (CONFIG_portcullis, CONFIG_baseline): a YAML file appended to the server's configuration.
+    local extra_var="CONFIG_$tag"
+    local extra=${!extra_var:-}
+    if [ "$USE_TCP" = 1 ] || [ -n "$extra" ]; then
+        : >"$WORK/$tag.yaml"
         # Only the total is raised; the per-address limit (32) stays, the idle test spreads its sources.
-        printf 'limits:\n  tcp-max-connections: %s\n' "$TCP_LIMIT" >"$WORK/$tag.yaml"
+        [ "$USE_TCP" = 1 ] && printf 'limits:\n  tcp-max-connections: %s\n' "$TCP_LIMIT" >>"$WORK/$tag.yaml"
+        [ -n "$extra" ] && cat "$extra" >>"$WORK/$tag.yaml"
         config=(--config "$WORK/$tag.yaml")
     fi
     taskset -c "$SERVER_CPU" "${cmd[@]}" serve "${config[@]}" --listen "127.0.0.1:$port" \

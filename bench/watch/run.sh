@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# What watching costs (issue 10): the same Portcullis build answering the same authoritative load
+# with every watcher off ("baseline") and with all of them on ("portcullis"): the JSON query log of
+# every query, dnstap of every client query and response, the Prometheus endpoint with the top-N
+# sketches, and the tunnel detector. bench/dnsperf/run.sh does the measuring (servers pinned to
+# SERVER_CPU, dnsperf to CLIENT_CPU, interleaved rounds, medians); the figure is its line
+# "portcullis/baseline: queries per CPU-second", the overhead ratio (aim >= 0.8).
+#
+# usage: bench/watch/run.sh     (about 3 minutes; the environment of bench/dnsperf/run.sh applies)
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+. "$HERE/../lib.sh"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-watch-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+publish_portcullis
+port=$(free_port)
+cat >"$WORK/watch.yaml" <<YAML
+query-log:
+  file: $WORK/queries.jsonl
+  max-size: 200M
+  keep: 1
+dnstap:
+  file: $WORK/dnstap.fstrm
+metrics:
+  listen: "127.0.0.1:$port"
+detection:
+  enabled: true
+YAML
+: >"$WORK/off.yaml"
+log "watchers on: $(tr '\n' ' ' <"$WORK/watch.yaml")"
+SERVERS="baseline portcullis" PORTCULLIS_PUBLISH=$PUBLISH BASELINE_PUBLISH=$PUBLISH \
+    CONFIG_portcullis=$WORK/watch.yaml CONFIG_baseline=$WORK/off.yaml COMPARE=0 \
+    "$REPO/bench/dnsperf/run.sh"
+log "query log: $(wc -l <"$WORK/queries.jsonl" 2>/dev/null || echo 0) lines, dnstap: $(stat -c %s "$WORK/dnstap.fstrm" 2>/dev/null || echo 0) bytes"
