@@ -2,31 +2,42 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using System.Threading.Channels;
 using Portcullis.Transport;
 
 namespace Portcullis.Server.Telemetry;
 
 /// <summary>
-/// dnstap logging off the query path. The query path copies the message and the client's address
-/// into a pooled buffer and posts it to a bounded channel; when the channel is full the message
-/// is dropped and counted (<see cref="Dropped"/>) rather than waiting, so a slow disk or collector
-/// never slows answers. One background task encodes (<see cref="DnstapEncoder"/>) and writes
-/// (<see cref="DnstapFrameWriter"/>), flushing whenever the channel runs dry.
+/// dnstap logging off the query path. The query path copies the message and the addresses into a
+/// slot of a preallocated ring (<see cref="SlotRing{TMeta}"/>: one compare-and-swap, no lock, no
+/// allocation; a message longer than a slot, a large TCP response, goes in a pooled buffer). When
+/// the ring is full the message is dropped and counted (<see cref="Dropped"/>) rather than waiting,
+/// so a slow disk or collector never slows answers. One background task encodes
+/// (<see cref="DnstapEncoder"/>) and writes (<see cref="DnstapFrameWriter"/>), flushing whenever the
+/// ring runs dry, and polls an empty ring after a pause growing from 1 to 50 ms.
 /// </summary>
 public sealed class DnstapLogger : IAsyncDisposable, IDisposable
 {
-    public const int DefaultCapacity = 16384;
+    public const int DefaultCapacity = 8192;
     const int AddressSlot = 16;
     const int MessageOffset = 2 * AddressSlot;   // query address, response address, message
+    /// <summary>Messages up to this size (a full EDNS UDP response of 1232 octets) live in the slot itself.</summary>
+    const int InlineMessage = 1232;
+    const int MaxPause = 50;
 
-    readonly record struct Entry(byte[] Buffer, int AddressLength, int MessageLength, DnstapMessageType Type,
-        DnstapSocketProtocol Protocol, int Port, long Ticks, int ResponseAddressLength = 0, int ResponsePort = 0);
+    struct Meta
+    {
+        public int AddressLength, ResponseAddressLength, MessageLength, Port, ResponsePort;
+        public DnstapMessageType Type;
+        public DnstapSocketProtocol Protocol;
+        public long Ticks;
+        /// <summary>A message too long for the slot, in a pooled buffer.</summary>
+        public byte[]? Large;
+    }
 
-    readonly Channel<Entry> _channel;
+    readonly SlotRing<Meta> _ring;
     readonly DnstapFrameWriter _writer;
     readonly byte[] _identity, _version;
-    readonly int _capacity;
+    readonly CancellationTokenSource _stop = new();
     readonly Task _task;
     long _dropped, _written, _failed;
 
@@ -35,17 +46,12 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
     {
         LogResolverQueries = logResolverQueries;
         LogResolverResponses = logResolverResponses;
-        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _writer = writer;
         _identity = Encoding.UTF8.GetBytes(identity ?? "");
         _version = Encoding.UTF8.GetBytes(version ?? "");
-        _capacity = capacity;
+        _ring = new SlotRing<Meta>(capacity, MessageOffset + InlineMessage);
         LogClientQueries = logClientQueries;
         LogClientResponses = logClientResponses;
-        // DropWrite: a write to a full channel succeeds and the item goes to itemDropped.
-        _channel = Channel.CreateBounded<Entry>(
-            new BoundedChannelOptions(capacity) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true },
-            OnDropped);
         _task = Task.Run(WriteLoop);
     }
 
@@ -63,7 +69,7 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
     public bool LogClientResponses { get; }
     public bool LogResolverQueries { get; }
     public bool LogResolverResponses { get; }
-    /// <summary>Messages dropped because the channel was full (or the output failed).</summary>
+    /// <summary>Messages dropped because the ring was full (or the output failed).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
     /// <summary>Messages written out.</summary>
     public long Written => Interlocked.Read(ref _written);
@@ -99,47 +105,61 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
 
     void PostResolver(DnstapMessageType type, ReadOnlySpan<byte> message, bool tcp, IPEndPoint local, IPEndPoint server)
     {
-        if (_channel.Reader.Count >= _capacity || Interlocked.Read(ref _failed) != 0)
+        if (!Claim(out int index, out long position)) return;
+        var slot = _ring.Slot(index);
+        ref var m = ref _ring.Meta(index);
+        m.AddressLength = Address(local.Address, slot);
+        m.Port = local.Port;
+        m.ResponseAddressLength = Address(server.Address, slot[AddressSlot..]);
+        m.ResponsePort = server.Port;
+        Fill(ref m, slot, type, tcp ? DnstapSocketProtocol.Tcp : DnstapSocketProtocol.Udp, message);
+        _ring.Publish(index, position);
+    }
+
+    void Post(DnstapMessageType type, ReadOnlySpan<byte> message, TransportKind transport, SocketAddress client)
+    {
+        if (!Claim(out int index, out long position)) return;
+        var slot = _ring.Slot(index);
+        ref var m = ref _ring.Meta(index);
+        m.AddressLength = Address(client, slot, out int port);
+        m.Port = port;
+        m.ResponseAddressLength = 0;
+        m.ResponsePort = 0;
+        Fill(ref m, slot, type, transport == TransportKind.Tcp ? DnstapSocketProtocol.Tcp : DnstapSocketProtocol.Udp, message);
+        _ring.Publish(index, position);
+    }
+
+    bool Claim(out int index, out long position)
+    {
+        if (Interlocked.Read(ref _failed) == 0 && _ring.TryClaim(out index, out position)) return true;
+        Interlocked.Increment(ref _dropped);
+        index = 0;
+        position = 0;
+        return false;
+    }
+
+    static void Fill(ref Meta m, Span<byte> slot, DnstapMessageType type, DnstapSocketProtocol protocol, ReadOnlySpan<byte> message)
+    {
+        m.Type = type;
+        m.Protocol = protocol;
+        m.MessageLength = message.Length;
+        m.Ticks = DateTime.UtcNow.Ticks;
+        if (message.Length <= InlineMessage)
         {
-            Interlocked.Increment(ref _dropped);
-            return;
+            m.Large = null;
+            message.CopyTo(slot[MessageOffset..]);
         }
-        var buffer = ArrayPool<byte>.Shared.Rent(MessageOffset + message.Length);
-        int localLength = Address(local.Address, buffer);
-        int serverLength = Address(server.Address, buffer.AsSpan(AddressSlot));
-        message.CopyTo(buffer.AsSpan(MessageOffset));
-        var entry = new Entry(buffer, localLength, message.Length, type, tcp ? DnstapSocketProtocol.Tcp : DnstapSocketProtocol.Udp,
-            local.Port, DateTime.UtcNow.Ticks, serverLength, server.Port);
-        if (!_channel.Writer.TryWrite(entry)) OnDropped(entry);
+        else
+        {
+            m.Large = ArrayPool<byte>.Shared.Rent(message.Length);
+            message.CopyTo(m.Large);
+        }
     }
 
     static int Address(IPAddress address, Span<byte> destination)
     {
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
         return address.TryWriteBytes(destination, out int written) ? written : 0;
-    }
-
-    void Post(DnstapMessageType type, ReadOnlySpan<byte> message, TransportKind transport, SocketAddress client)
-    {
-        // Full already: count it without renting a buffer.
-        if (_channel.Reader.Count >= _capacity || Interlocked.Read(ref _failed) != 0)
-        {
-            Interlocked.Increment(ref _dropped);
-            return;
-        }
-        var buffer = ArrayPool<byte>.Shared.Rent(MessageOffset + message.Length);
-        int addressLength = Address(client, buffer, out int port);
-        message.CopyTo(buffer.AsSpan(MessageOffset));
-        var entry = new Entry(buffer, addressLength, message.Length, type,
-            transport == TransportKind.Tcp ? DnstapSocketProtocol.Tcp : DnstapSocketProtocol.Udp, port, DateTime.UtcNow.Ticks);
-        if (!_channel.Writer.TryWrite(entry))   // completed (disposing)
-            OnDropped(entry);
-    }
-
-    void OnDropped(Entry entry)
-    {
-        Interlocked.Increment(ref _dropped);
-        ArrayPool<byte>.Shared.Return(entry.Buffer);
     }
 
     /// <summary>The address (4 or 16 octets, IPv4-mapped IPv6 as IPv4) and port of a socket address.</summary>
@@ -153,12 +173,19 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
 
     async Task WriteLoop()
     {
-        var reader = _channel.Reader;
         byte[] encoded = new byte[4096];
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        byte[] copy = new byte[MessageOffset + InlineMessage];
+        int pause = 1;
+        bool stopping = false;
+        while (true)
         {
-            while (reader.TryRead(out var e))
+            int batch = 0;
+            while (_ring.TryPeek(out int index))
             {
+                batch++;
+                ref var m = ref _ring.Meta(index);
+                byte[]? large = m.Large;
+                m.Large = null;
                 try
                 {
                     if (Interlocked.Read(ref _failed) != 0)
@@ -166,25 +193,27 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
                         Interlocked.Increment(ref _dropped);
                         continue;
                     }
-                    var memory = e.Buffer.AsMemory(MessageOffset, e.MessageLength);
-                    var time = new DateTime(e.Ticks, DateTimeKind.Utc);
-                    bool query = e.Type is DnstapMessageType.ClientQuery or DnstapMessageType.AuthQuery or DnstapMessageType.ResolverQuery;
-                    var m = new DnstapEntry
+                    // The slot is copied out so the encoder can take memory (ReadOnlyMemory) of it.
+                    _ring.Slot(index)[..(MessageOffset + (large is null ? m.MessageLength : 0))].CopyTo(copy);
+                    var message = large is null ? copy.AsMemory(MessageOffset, m.MessageLength) : large.AsMemory(0, m.MessageLength);
+                    var time = new DateTime(m.Ticks, DateTimeKind.Utc);
+                    bool query = m.Type is DnstapMessageType.ClientQuery or DnstapMessageType.AuthQuery or DnstapMessageType.ResolverQuery;
+                    var e = new DnstapEntry
                     {
-                        Type = e.Type,
-                        Protocol = e.Protocol,
-                        QueryAddress = e.Buffer.AsMemory(0, e.AddressLength),
-                        QueryPort = e.Port,
-                        ResponseAddress = e.Buffer.AsMemory(AddressSlot, e.ResponseAddressLength),
-                        ResponsePort = e.ResponsePort,
+                        Type = m.Type,
+                        Protocol = m.Protocol,
+                        QueryAddress = copy.AsMemory(0, m.AddressLength),
+                        QueryPort = m.Port,
+                        ResponseAddress = copy.AsMemory(AddressSlot, m.ResponseAddressLength),
+                        ResponsePort = m.ResponsePort,
                         QueryTime = query ? time : default,
-                        QueryMessage = query ? memory : default,
+                        QueryMessage = query ? message : default,
                         ResponseTime = query ? default : time,
-                        ResponseMessage = query ? default : memory,
+                        ResponseMessage = query ? default : message,
                     };
-                    int max = DnstapEncoder.MaxSize(_identity.Length, _version.Length, m);
+                    int max = DnstapEncoder.MaxSize(_identity.Length, _version.Length, e);
                     if (encoded.Length < max) encoded = new byte[Math.Max(max, encoded.Length * 2)];
-                    int length = DnstapEncoder.Encode(encoded, _identity, _version, m);
+                    int length = DnstapEncoder.Encode(encoded, _identity, _version, e);
                     _writer.WriteFrame(encoded.AsSpan(0, length));
                     Interlocked.Increment(ref _written);
                 }
@@ -196,24 +225,33 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(e.Buffer);
+                    if (large is not null) ArrayPool<byte>.Shared.Return(large);
+                    _ring.Free(index);
                 }
             }
-            try
+            if (batch > 0 || stopping)
             {
-                if (Interlocked.Read(ref _failed) == 0) _writer.Flush();
+                try
+                {
+                    if (Interlocked.Read(ref _failed) == 0) _writer.Flush();
+                }
+                catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+                {
+                    Interlocked.Exchange(ref _failed, 1);
+                }
             }
-            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-            {
-                Interlocked.Exchange(ref _failed, 1);
-            }
+            if (stopping) return;
+            if (batch > 0) { pause = 1; continue; }
+            try { await Task.Delay(pause, _stop.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { stopping = true; }   // one more round: what was posted before the stop
+            pause = Math.Min(pause * 2, MaxPause);
         }
     }
 
     /// <summary>Writes what is queued, then STOP (and waits for FINISH on a socket).</summary>
     public async ValueTask DisposeAsync()
     {
-        _channel.Writer.TryComplete();
+        if (!_stop.IsCancellationRequested) _stop.Cancel();
         await _task.ConfigureAwait(false);
         _writer.Dispose();
     }

@@ -89,13 +89,8 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
     }
 
     readonly IQueryObserver[] _observers;
-    readonly int _capacity, _mask;
-    readonly long[] _sequence;
-    readonly Meta[] _meta;
-    readonly byte[] _data;                  // per slot: the address (16) and the question name (255)
+    readonly SlotRing<Meta> _ring;          // per slot: the address (16) and the question name (255)
     const int SlotSize = AddressSlot + 256;
-    long _tail;                             // next slot to claim (producers)
-    long _head;                             // next slot to read (the consumer)
     readonly System.Collections.Concurrent.ConcurrentQueue<(long Target, TaskCompletionSource Done)> _drains = new();
     readonly CancellationTokenSource _stop = new();
     readonly Task _task;
@@ -103,21 +98,14 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
 
     public QueryEventHub(IEnumerable<IQueryObserver> observers, int capacity = DefaultCapacity)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(capacity, 1 << 22);
         _observers = [.. observers];
-        _capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity);
-        _mask = _capacity - 1;
-        _sequence = new long[_capacity];
-        for (int i = 0; i < _capacity; i++) _sequence[i] = i;
-        _meta = new Meta[_capacity];
-        _data = new byte[_capacity * SlotSize];
+        _ring = new SlotRing<Meta>(capacity, SlotSize);
         _task = Task.Run(Loop);
     }
 
     public IReadOnlyList<IQueryObserver> Observers => _observers;
     /// <summary>Slots in the ring (the capacity asked for, rounded up to a power of two).</summary>
-    public int Capacity => _capacity;
+    public int Capacity => _ring.Capacity;
     /// <summary>Events dropped because the queue was full.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
     /// <summary>Events handed to the observers.</summary>
@@ -146,34 +134,19 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
         }
         if (end + 4 > query.Length) return;
 
-        // Claim a slot (Vyukov): its sequence equals the position when it is free for that position.
-        long pos = Volatile.Read(ref _tail);
-        int index;
-        while (true)
+        if (!_ring.TryClaim(out int index, out long pos))
         {
-            index = (int)(pos & _mask);
-            long diff = Volatile.Read(ref _sequence[index]) - pos;
-            if (diff == 0)
-            {
-                long seen = Interlocked.CompareExchange(ref _tail, pos + 1, pos);
-                if (seen == pos) break;
-                pos = seen;
-            }
-            else if (diff < 0)
-            {
-                Interlocked.Increment(ref _dropped);     // full: the consumer has not freed this slot yet
-                return;
-            }
-            else pos = Volatile.Read(ref _tail);
+            Interlocked.Increment(ref _dropped);
+            return;
         }
 
         int qnameLength = end - DnsHeader.Size;
-        var slot = _data.AsSpan(index * SlotSize, SlotSize);
+        var slot = _ring.Slot(index);
         int addressLength = Security.ClientAddress.Get(client, slot);
         var b = client.Buffer.Span;
         query.Slice(DnsHeader.Size, qnameLength).CopyTo(slot[AddressSlot..]);
         var flagsSource = response.Length >= DnsHeader.Size ? response : query;
-        ref var m = ref _meta[index];
+        ref var m = ref _ring.Meta(index);
         m.Ticks = DateTime.UtcNow.Ticks;
         m.LatencyTicks = Stopwatch.GetTimestamp() - startTimestamp;
         m.AddressLength = addressLength;
@@ -188,7 +161,7 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
         m.Flags = (ushort)(flagsSource[2] << 8 | flagsSource[3]);
         m.Policy = policy;
         m.PolicyName = policyName;
-        Volatile.Write(ref _sequence[index], pos + 1);   // published
+        _ring.Publish(index, pos);
     }
 
     async Task Loop()
@@ -206,7 +179,7 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
                 try { o.Flush(); }
                 catch (Exception) { Interlocked.Increment(ref _failed); }
             }
-            long head = Volatile.Read(ref _head);
+            long head = _ring.Head;
             while (_drains.TryPeek(out var d) && d.Target <= head && _drains.TryDequeue(out d)) d.Done.TrySetResult();
             if (stopping) return;
             if (batch > 0) continue;
@@ -218,11 +191,9 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
 
     bool TryObserveOne()
     {
-        long pos = _head;
-        int index = (int)(pos & _mask);
-        if (Volatile.Read(ref _sequence[index]) != pos + 1) return false;   // not published yet
-        ref var m = ref _meta[index];
-        var slot = _data.AsSpan(index * SlotSize, SlotSize);
+        if (!_ring.TryPeek(out int index)) return false;   // nothing published yet
+        ref var m = ref _ring.Meta(index);
+        var slot = _ring.Slot(index);
         var ev = new QueryEvent
         {
             Time = new DateTime(m.Ticks, DateTimeKind.Utc),
@@ -247,8 +218,7 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
         }
         m.PolicyName = null;
         Interlocked.Increment(ref _observed);
-        Volatile.Write(ref _sequence[index], pos + _capacity);   // free for the position one lap on
-        Volatile.Write(ref _head, pos + 1);
+        _ring.Free(index);
         return true;
     }
 
@@ -259,7 +229,7 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
     public Task DrainAsync(CancellationToken cancellationToken = default)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _drains.Enqueue((Volatile.Read(ref _tail), done));
+        _drains.Enqueue((_ring.Tail, done));
         return _task.IsCompleted ? Task.CompletedTask : done.Task.WaitAsync(cancellationToken);
     }
 
