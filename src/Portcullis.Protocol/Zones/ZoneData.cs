@@ -212,7 +212,7 @@ public sealed class ZoneData
     }
 
     /// <summary>Decodes the first label of an NSEC3 owner: 32 base32hex characters, any case (RFC 4648 §7), 20 octets.</summary>
-    private static bool TryDecodeHashLabel(ReadOnlySpan<byte> wire, Span<byte> hash)
+    internal static bool TryDecodeHashLabel(ReadOnlySpan<byte> wire, Span<byte> hash)
     {
         if (wire.Length == 0 || wire[0] != 32) return false;
         ulong bits = 0;
