@@ -32,15 +32,7 @@ public sealed class ZoneCheckCommandTests : IDisposable
         return path;
     }
 
-    private static string ExampleZone([CallerFilePath] string here = "")
-    {
-        for (var dir = Path.GetDirectoryName(here); dir is not null; dir = Path.GetDirectoryName(dir))
-        {
-            var candidate = Path.Combine(dir, "zones", "example.test.zone");
-            if (File.Exists(candidate)) return candidate;
-        }
-        throw new FileNotFoundException("zones/example.test.zone not found above " + here);
-    }
+    private static string ExampleZone() => ExampleZoneFile.Path();
 
     private static string[] LinesOf(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
 

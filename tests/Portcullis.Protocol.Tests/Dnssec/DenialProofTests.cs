@@ -19,19 +19,7 @@ public sealed class DenialProofTests : IDisposable
 
     public void Dispose() => _key.Dispose();
 
-    private static List<ResourceRecord> Unsigned([CallerFilePath] string here = "")
-    {
-        for (var dir = Path.GetDirectoryName(here); dir is not null; dir = Path.GetDirectoryName(dir))
-        {
-            var candidate = Path.Combine(dir, "zones", "example.test.zone");
-            if (File.Exists(candidate))
-            {
-                using var reader = ZoneReader.Open(candidate, Zone);
-                return reader.ReadRecords().ToList();
-            }
-        }
-        throw new FileNotFoundException("zones/example.test.zone");
-    }
+    private static List<ResourceRecord> Unsigned() => ExampleZoneFile.Records(Zone);
 
     private List<NsecRecord> Nsecs() => ZoneSigner.Sign(Zone, Unsigned(), [_key], Now)
         .Select(NsecRecord.From).OfType<NsecRecord>().ToList();

@@ -30,19 +30,7 @@ public sealed class IncrementalSigningTests : IDisposable
         return reader.ReadRecords().Single();
     }
 
-    private static List<ResourceRecord> Unsigned([CallerFilePath] string here = "")
-    {
-        for (var dir = Path.GetDirectoryName(here); dir is not null; dir = Path.GetDirectoryName(dir))
-        {
-            var candidate = Path.Combine(dir, "zones", "example.test.zone");
-            if (File.Exists(candidate))
-            {
-                using var reader = ZoneReader.Open(candidate, Zone);
-                return reader.ReadRecords().ToList();
-            }
-        }
-        throw new FileNotFoundException("zones/example.test.zone");
-    }
+    private static List<ResourceRecord> Unsigned() => ExampleZoneFile.Records(Zone);
 
     private SigningKeySet Keys => new([_ksk, _zsk], [_ksk], [_zsk]);
 

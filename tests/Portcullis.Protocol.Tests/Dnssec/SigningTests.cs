@@ -28,15 +28,7 @@ public sealed class SigningTests : IDisposable
         return (code, stdout.ToString(), stderr.ToString());
     }
 
-    private static string ExampleZone([CallerFilePath] string here = "")
-    {
-        for (var dir = Path.GetDirectoryName(here); dir is not null; dir = Path.GetDirectoryName(dir))
-        {
-            var candidate = Path.Combine(dir, "zones", "example.test.zone");
-            if (File.Exists(candidate)) return candidate;
-        }
-        throw new FileNotFoundException("zones/example.test.zone not found above " + here);
-    }
+    private static string ExampleZone() => ExampleZoneFile.Path();
 
     public static TheoryData<string, bool> Algorithms()
     {

@@ -301,13 +301,5 @@ public sealed class ZonemdTests : IDisposable
         return reader.ReadRecords().ToList();
     }
 
-    private static string ExampleZone([CallerFilePath] string here = "")
-    {
-        for (var dir = Path.GetDirectoryName(here); dir is not null; dir = Path.GetDirectoryName(dir))
-        {
-            string candidate = Path.Combine(dir, "zones", "example.test.zone");
-            if (File.Exists(candidate)) return candidate;
-        }
-        throw new FileNotFoundException("zones/example.test.zone not found above " + here);
-    }
+    private static string ExampleZone() => ExampleZoneFile.Path();
 }
