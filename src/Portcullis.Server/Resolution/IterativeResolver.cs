@@ -253,20 +253,39 @@ public sealed class IterativeResolver : IRecursion, IDisposable
 
     // ---------------------------------------------------------------- forwarding
 
+    /// <summary>
+    /// Asks the forwarders in RTT order. A forwarder resolves for us and may take its time (it
+    /// recurses, or holds queries as a long-polling server does), so one that times out is asked
+    /// again with its backed-off timeout, up to <see cref="ForwardAttempts"/> rounds in all (as
+    /// Unbound's outbound-msg-retry), within the resolution's own deadline.
+    /// </summary>
     private async Task<Outcome> ForwardAsync(DnsName name, RecordType type, RecordClass @class, IReadOnlyList<IPEndPoint> servers, Context ctx)
     {
-        foreach (var server in OrderServers(servers))
+        IReadOnlyList<IPEndPoint> round = servers;
+        for (int attempt = 0; attempt < ForwardAttempts && round.Count > 0; attempt++)
         {
-            if (!Spend(ctx)) return new Outcome(Kind.Fail, [], Failure: "query budget exhausted");
-            var r = await Upstream.QueryAsync(server, name, type, @class, recursionDesired: true, ctx.Token).ConfigureAwait(false);
-            if (r.Message is null) continue;
-            // A forwarder is trusted for what it answers (it resolved it): zone = the root, ranks
-            // of a non-authoritative answer (RFC 2181 §5.4.1).
-            var o = Classify(r.Message, DnsName.Root, name, type, @class, forwarded: true);
-            if (o.Kind is Kind.Answer or Kind.Cname or Kind.NxDomain or Kind.NoData) return o;
+            var timedOut = new List<IPEndPoint>();
+            foreach (var server in OrderServers(round))
+            {
+                if (!Spend(ctx)) return new Outcome(Kind.Fail, [], Failure: "query budget exhausted");
+                var r = await Upstream.QueryAsync(server, name, type, @class, recursionDesired: true, ctx.Token).ConfigureAwait(false);
+                if (r.Message is null)
+                {
+                    if (r.Status == UpstreamStatus.Timeout) timedOut.Add(server);
+                    continue;
+                }
+                // A forwarder is trusted for what it answers (it resolved it): zone = the root, ranks
+                // of a non-authoritative answer (RFC 2181 §5.4.1).
+                var o = Classify(r.Message, DnsName.Root, name, type, @class, forwarded: true);
+                if (o.Kind is Kind.Answer or Kind.Cname or Kind.NxDomain or Kind.NoData) return o;
+            }
+            round = timedOut;
         }
         return new Outcome(Kind.Fail, [], Failure: "no forwarder answered");
     }
+
+    /// <summary>Rounds of queries to forwarders that time out (Unbound's outbound-msg-retry is 5).</summary>
+    internal const int ForwardAttempts = 5;
 
     // ---------------------------------------------------------------- iteration
 

@@ -223,4 +223,24 @@ public sealed class UpstreamClientTests(ITestOutputHelper output)
         Assert.True(distinctPorts >= n - 5, $"{distinctPorts} distinct ports");
         Assert.True(server.Queries >= answered);
     }
+
+    [Fact]
+    public async Task A_forwarder_that_holds_queries_is_asked_again_until_it_answers()
+    {
+        // A long-polling forwarder (iodined in lazy mode) answers only the third query it gets.
+        using var server = new Responder("127.54.1.20", async (s, q, from) =>
+        {
+            if (s.Queries >= 3) await s.Send(Reply(q, 77), from);
+        });
+        using var resolver = new IterativeResolver(new ResolverOptions
+        {
+            Forwarders = new Dictionary<DnsName, IReadOnlyList<IPEndPoint>> { [DnsName.Root] = [server.EndPoint] },
+            OutgoingAddresses = [IPAddress.Parse("127.54.9.1")],
+            ResolutionTimeout = TimeSpan.FromSeconds(10),
+        });
+        var result = await resolver.ResolveAsync(new ResolverQuestion(DnsName.Parse("held.example."), RecordType.A, RecordClass.IN), CancellationToken.None);
+        Assert.Equal(Rcode.NoError, result.Rcode);
+        Assert.Equal([192, 0, 2, 77], Assert.Single(result.Answer).Data);
+        Assert.Equal(3, server.Queries);
+    }
 }
