@@ -75,25 +75,7 @@ public sealed class DnsHierarchy : IDisposable
     /// <summary>Every query received by every server so far.</summary>
     public int TotalQueries => _servers.Values.Sum(s => s.Queries.Count);
 
-    /// <summary>Takes the next 127.53.N.0/24 whose .1:53 is free (another process may be using one).</summary>
-    private static int ClaimSubnet()
-    {
-        for (int attempt = 0; attempt < 254; attempt++)
-        {
-            int n = (Interlocked.Increment(ref _lastSubnet) - 1) % 254 + 1;
-            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            try
-            {
-                probe.Bind(new IPEndPoint(new IPAddress([127, 53, (byte)n, 1]), 53));
-                return n;
-            }
-            catch (SocketException)
-            {
-                // In use by another hierarchy: next /24.
-            }
-        }
-        throw new InvalidOperationException("no 127.53.N.0/24 has port 53 free");
-    }
+    private static int ClaimSubnet() => LoopbackSubnets.Claim(53, ref _lastSubnet);
 
     private void Start()
     {

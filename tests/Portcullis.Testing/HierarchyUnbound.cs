@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 
 namespace Portcullis.Testing;
 
@@ -19,78 +18,14 @@ namespace Portcullis.Testing;
 /// like BIND's resolver-query-timeout.
 /// The constructor returns once Unbound answers; Dispose kills it and removes its directory.
 /// </summary>
-public sealed class ResolverUnbound : IDisposable
-{
-    private readonly BackgroundProcess? _process;
-
-    /// <param name="serverFailForDeadZones">Tune Unbound so that a zone whose servers never answer ends in
-    /// SERVFAIL (see above); false keeps Unbound's defaults entirely (the client then gets no answer).</param>
-    public ResolverUnbound(DnsHierarchy hierarchy, bool serverFailForDeadZones = true)
+/// <param name="serverFailForDeadZones">Tune Unbound so that a zone whose servers never answer ends in
+/// SERVFAIL (see above); false keeps Unbound's defaults entirely (the client then gets no answer).</param>
+public sealed class ResolverUnbound(DnsHierarchy hierarchy, bool serverFailForDeadZones = true) : UnboundProcess(
+    new IPEndPoint(hierarchy.ResolverAddress, 53), "portcullis-resolver-unbound-", 0x5201, directory =>
     {
-        EndPoint = new IPEndPoint(hierarchy.ResolverAddress, 53);
-        Directory = System.IO.Directory.CreateTempSubdirectory("portcullis-resolver-unbound-").FullName;
-        try
-        {
-            string config = Path.Combine(Directory, "unbound.conf");
-            var text = UnboundConfig.Server($"{EndPoint.Address}@53", Directory, "127.0.0.0/8 allow", "iterator",
-                $"outgoing-interface: {EndPoint.Address}", "qname-minimisation: yes", $"root-hints: \"{hierarchy.RootHintsFile}\"",
-                "local-zone: \"test.\" nodefault");
-            if (serverFailForDeadZones) text.Append("    discard-timeout: 0\n    infra-cache-max-rtt: 2000\n");
-            File.WriteAllText(config, UnboundConfig.Finish(text, []));
-            _process = new BackgroundProcess("unbound", ["-d", "-c", config], Directory);
-            if (!_process.WaitForOutput("start of service", ExternalProcess.DefaultTimeout))
-                throw new InvalidOperationException($"unbound did not start.\n`{_process.CommandLine}` printed:\n{_process.Output}");
-            WaitUntilAnswering();
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
-    }
-
-    public IPEndPoint EndPoint { get; }
-    public string Directory { get; }
-    public string Log => _process?.Output ?? "";
-
-    /// <summary>
-    /// "start of service" is logged once the sockets are open; one probe with RD=0 for "." NS (answered
-    /// from the hints or REFUSED, never resolved, so the cache stays cold for the scenarios) confirms it.
-    /// </summary>
-    private void WaitUntilAnswering()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        socket.ReceiveTimeout = 250;
-        socket.Connect(EndPoint);
-        byte[] query = [0x52, 0x01, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1];
-        var buffer = new byte[4096];
-        for (int i = 0; i < 80; i++)
-        {
-            if (_process!.HasExited) break;
-            try
-            {
-                socket.Send(query);
-                int n = socket.Receive(buffer);
-                if (n >= 12 && buffer[0] == 0x52 && buffer[1] == 0x01 && (buffer[2] & 0x80) != 0) return;
-            }
-            catch (SocketException)
-            {
-                // Not answering yet: ask again (each try waits at most 250 ms).
-            }
-        }
-        throw new TimeoutException($"unbound did not answer on {EndPoint}.\nLog:\n{Log}");
-    }
-
-    public void Dispose()
-    {
-        _process?.Dispose();
-        try
-        {
-            System.IO.Directory.Delete(Directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Left in the temp directory; harmless.
-        }
-    }
-}
+        var text = UnboundConfig.Server($"{hierarchy.ResolverAddress}@53", directory, "127.0.0.0/8 allow", "iterator",
+            $"outgoing-interface: {hierarchy.ResolverAddress}", "qname-minimisation: yes", $"root-hints: \"{hierarchy.RootHintsFile}\"",
+            "local-zone: \"test.\" nodefault");
+        if (serverFailForDeadZones) text.Append("    discard-timeout: 0\n    infra-cache-max-rtt: 2000\n");
+        return UnboundConfig.Finish(text, []);
+    });
