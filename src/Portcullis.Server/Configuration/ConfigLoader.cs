@@ -179,6 +179,10 @@ public static class ConfigLoader
         catch (FormatException e) { throw new ConfigException($"{where}: metrics: top-window: {e.Message}", config.Metrics.TopWindow); }
         if (config.QueryLog.File is { } queryLogFile && path is not null && !Path.IsPathRooted(queryLogFile))
             config.QueryLog.File = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, queryLogFile);
+        if (config.ResponsePolicy.Validate(k => config.Keys.Exists(c => string.Equals(c.Name.TrimEnd('.'), k.TrimEnd('.'), StringComparison.OrdinalIgnoreCase)),
+                out var policyScalar) is { } policyError)
+            throw new ConfigException($"{where}: {policyError}", policyScalar);
+        config.ResponsePolicy.ResolvePaths(path);
         // The access lists compile here so that their errors point into the file.
         try { Security.SecurityPolicy.From(config, Security.LocalNetworks.FromSystem()); }
         catch (ConfigException e) { throw new ConfigException($"{where}: {e.Message}", e.Scalar); }

@@ -22,6 +22,9 @@ namespace Portcullis.Server.Configuration;
 [YamlSerializable(typeof(MetricsConfig))]
 [YamlSerializable(typeof(DnstapConfig))]
 [YamlSerializable(typeof(QueryLogConfig))]
+[YamlSerializable(typeof(Policy.ResponsePolicyConfig))]
+[YamlSerializable(typeof(Policy.PolicyZoneConfig))]
+[YamlSerializable(typeof(Policy.PolicyListConfig))]
 public partial class ConfigYamlContext : StaticContext
 {
 }

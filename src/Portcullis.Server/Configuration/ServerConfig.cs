@@ -49,6 +49,8 @@ public sealed class ServerConfig
     public DnstapConfig Dnstap { get; set; } = new();
     /// <summary>The JSON-lines query log (off unless query-log.file is set).</summary>
     public QueryLogConfig QueryLog { get; set; } = new();
+    /// <summary>Response policy zones and domain lists for recursive queries (BIND's response-policy; docs/response-policy.md).</summary>
+    public Policy.ResponsePolicyConfig ResponsePolicy { get; set; } = new();
     /// <summary>
     /// DNSSEC signing policies by name, for zones with dnssec-signing (Knot's policy section). A zone
     /// without dnssec-policy uses "default": every field at its default.

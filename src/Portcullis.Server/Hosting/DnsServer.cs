@@ -5,6 +5,7 @@ using Portcullis.Protocol.Names;
 using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
 using Portcullis.Server.Pipeline;
+using Portcullis.Server.Policy;
 using Portcullis.Server.Replication;
 using Portcullis.Server.Security;
 using Portcullis.Server.Telemetry;
@@ -218,6 +219,8 @@ public sealed partial class DnsServer : IDisposable
             }
         }
         StartWatching(_config);
+        try { ConfigurePolicy(_config, strict: true); }
+        catch (PolicyLoadException e) { throw new ZoneLoadException(e.Message); }
         zones.AddRange(GenerateCatalogs());
         ConfigureSecondarySigning(_config);
         _secondaries.Configure(_config, Processor.Options.Security);   // rebuilds the catalog
@@ -317,6 +320,7 @@ public sealed partial class DnsServer : IDisposable
             }
             foreach (var zc in _config.Zones.Where(z => z.CatalogRole == "generate")) keep.Add(ServerConfig.AbsoluteName(zc.Name));
             foreach (var gone in _loaded.Keys.Where(k => !keep.Contains(k)).ToList()) _loaded.Remove(gone);
+            ConfigurePolicy(_config, strict: false);
             RetainSigning(_config);
             ConfigureSecondarySigning(_config);
             _journals.Retain(keep.Concat(SignedSecondaries()));
@@ -389,6 +393,40 @@ public sealed partial class DnsServer : IDisposable
         return (_journals.Attach(zc, loaded.Zone, current), ZoneStamp.Of(zc.File));
     }
 
+    private ResponsePolicyZones? _policyZones;
+
+    /// <summary>The response policies running (response-policy:), or null when none are configured.</summary>
+    public ResponsePolicyZones? ResponsePolicyZones => _policyZones;
+
+    /// <summary>
+    /// The response-policy: section applied (docs/response-policy.md): files read, transferred zones
+    /// started or stopped, the compiled policy handed to the pipeline. At start (strict) a policy file
+    /// that does not load stops the server; on reload it keeps its last good version.
+    /// </summary>
+    private void ConfigurePolicy(ServerConfig config, bool strict)
+    {
+        var rp = config.ResponsePolicy;
+        if (rp.IsEmpty)
+        {
+            Processor.PolicyZones = null;
+            _policyZones?.Dispose();
+            _policyZones = null;
+            return;
+        }
+        rp.ResolvePaths(config.SourceFile);
+        if (rp.Validate(k => config.Keys.Exists(c => string.Equals(c.Name.TrimEnd('.'), k.TrimEnd('.'), StringComparison.OrdinalIgnoreCase)), out _) is { } error)
+        {
+            if (strict) throw new PolicyLoadException(error);
+            _logger.LogError("response-policy not applied, keeping the running policy: {Error}", error);
+            return;
+        }
+        _policyZones ??= new ResponsePolicyZones(_loggerFactory);
+        _policyZones.Configure(rp, Processor.Options.Security.Keys, strict);
+        Processor.PolicyZones = _policyZones;
+        if (!config.Recursion.Enabled)
+            _logger.LogWarning("response-policy is configured but recursion is off: policies apply to recursive queries only");
+    }
+
     /// <summary>A loud warning when allow-recursion admits the Internet: an open resolver is a reflector.</summary>
     private void WarnIfOpen(SecurityPolicy policy)
     {
@@ -421,6 +459,8 @@ public sealed partial class DnsServer : IDisposable
         foreach (var u in _udp) u.Dispose();
         foreach (var t in _tcp) t.Dispose();
         DisposeRecursion();
+        Processor.PolicyZones = null;
+        _policyZones?.Dispose();
         MetricsEndpoint?.Dispose();
         // After the listeners: what they answered is written, then STOP.
         Processor.Dnstap?.Dispose();

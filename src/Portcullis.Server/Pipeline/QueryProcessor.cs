@@ -14,6 +14,7 @@ using Portcullis.Protocol.Wire;
 using Portcullis.Protocol.Zones;
 using Portcullis.Server.Authoritative;
 using Portcullis.Server.Configuration;
+using Portcullis.Server.Policy;
 using Portcullis.Server.Resolution;
 using Portcullis.Server.Security;
 using Portcullis.Server.Telemetry;
@@ -181,6 +182,14 @@ public sealed class QueryProcessor : IQueryProcessor
     /// allow-recursion admits; null when recursion is off (such names are then REFUSED).
     /// </summary>
     public IRecursion? Recursion { get => _recursion; set => _recursion = value; }
+
+    /// <summary>
+    /// Response policy zones and domain lists (docs/response-policy.md), applied to recursive queries;
+    /// null when none are configured. Its <see cref="ResponsePolicyZones.Current"/> snapshot is read once per query.
+    /// </summary>
+    public ResponsePolicyZones? PolicyZones { get => _policyZones; set => _policyZones = value; }
+
+    private volatile ResponsePolicyZones? _policyZones;
 
     /// <summary>Resolutions started and not yet answered.</summary>
     public int ResolutionsInFlight => Volatile.Read(ref _inFlight);
@@ -357,9 +366,7 @@ public sealed class QueryProcessor : IQueryProcessor
         public int RequestMacLength;
         /// <summary>Which policy acted (for the query log), and its name.</summary>
         public QueryPolicy Policy;
-#pragma warning disable CS0649 // set by the response policy (RPZ)
         public string? PolicyName;
-#pragma warning restore CS0649
         /// <summary>Answered later (a resolution) or as a message stream (a transfer): not posted now.</summary>
         public bool Deferred, Streamed;
     }
@@ -486,7 +493,7 @@ public sealed class QueryProcessor : IQueryProcessor
             // RD=0 included: what it holds says what admitted clients asked.
             bool recursionAllowed = policy.Recursion.Allows(client);
             if (recursionAllowed && _recursion is { } recursion && qclass == RecordClass.IN && qtype is not (RecordType.AXFR or RecordType.IXFR))
-                return AnswerRecursively(recursion, query, response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, in info, ref outcome);
+                return AnswerRecursively(recursion, query, response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, in info, client, ref outcome);
             _counters.Count(recursionAllowed ? SecurityReason.NotAuthoritative : SecurityReason.RecursionRefused);
             if (!recursionAllowed) outcome.Policy = QueryPolicy.AclRefused;
             reply.Ede = recursionAllowed ? EdeNotAuthoritative : EdeProhibited;
@@ -552,13 +559,38 @@ public sealed class QueryProcessor : IQueryProcessor
     /// keeps a bounded number pending: beyond either, SERVFAIL now with EDE 0 (Other).
     /// </summary>
     private int AnswerRecursively(IRecursion recursion, ReadOnlySpan<byte> query, Span<byte> response, DnsHeader h, ReadOnlySpan<byte> qname, RecordType qtype,
-        RecordClass qclass, EdnsReply reply, int maxSize, in QueryContextInfo info, ref Outcome outcome)
+        RecordClass qclass, EdnsReply reply, int maxSize, in QueryContextInfo info, ReadOnlySpan<byte> client, ref Outcome outcome)
     {
         h.RecursionAvailable = true;
         if (!h.RecursionDesired)
         {
             _counters.Count(SecurityReason.RecursionNotDesired);
             return Respond(response, h, true, qname, qtype, qclass, Rcode.Refused, reply, maxSize);
+        }
+        // Response policy (RPZ QNAME triggers, domain lists) before the cache, on the recursive path
+        // only, as BIND's default (recursive-only): a hit is answered here, dropped, or passed through.
+        if (PolicyZones is { } policyZones && policyZones.Current.TryMatch(qname, out var hit))
+        {
+            _counters.Count(hit.Reason);
+            outcome.Policy = hit.QueryPolicy;       // the query log's policy and policy_name
+            outcome.PolicyName = hit.PolicyName;
+            policyZones.HitLog.Report(in hit, client, qname, qtype);
+            reply.Ede = hit.Ede;
+            var pw = new DnsMessageWriter(response[..(maxSize - reply.Size)]);
+            pw.Header = h;
+            pw.TryWriteQuestion(qname, qtype, qclass);
+            switch (PolicyResponseWriter.Write(in hit, ref pw, qname, qtype, info.Transport == TransportKind.Tcp))
+            {
+                case PolicyResponse.Drop:
+                    return 0;
+                case PolicyResponse.Written:
+                    int written = pw.Finish();
+                    outcome.Error = false;
+                    outcome.Kind = pw.Header.Rcode == (byte)Rcode.NXDomain ? AnswerKind.NameError
+                        : pw.Header.AnswerCount > 0 ? AnswerKind.Answer : AnswerKind.NoData;
+                    return AppendOpt(response, written, reply, 0);
+            }
+            reply.Ede = -1;   // passed through: answered as if no policy matched
         }
         var w = new DnsMessageWriter(response[..(maxSize - reply.Size)]);
         w.Header = h;
@@ -613,13 +645,19 @@ public sealed class QueryProcessor : IQueryProcessor
             Client = CopyAddress(info.Client),
             Query = Metrics is null && _dnstap is null && _queryEvents is null ? null : query.ToArray(),
             Start = Stopwatch.GetTimestamp(),
+            Policy = outcome.Policy,
+            PolicyName = outcome.PolicyName,
         };
         // Off the receive thread: a resolution may take seconds (RFC 1034 §5.3.3), and even its
         // synchronous start must not hold the queries behind it.
         outcome.Deferred = true;
-        _ = Task.Run(() => ResolveAndReply(pending));
+        StartResolution(pending);
         return 0;
     }
+
+    // Apart from AnswerRecursively: a lambda there would make its closure at the method's entry,
+    // an allocation on every call (cache hits and policy answers included), not only on a miss.
+    private void StartResolution(PendingResolution pending) => _ = Task.Run(() => ResolveAndReply(pending));
 
     /// <summary>What a deferred answer needs of its query (copied: the transport reuses its buffers).</summary>
     private sealed class PendingResolution
@@ -641,6 +679,9 @@ public sealed class QueryProcessor : IQueryProcessor
         /// <summary>The query as received, for the metrics, dnstap and the query log when the answer goes out (null when all are off).</summary>
         public byte[]? Query;
         public long Start;
+        /// <summary>A policy that acted and let the query through (RPZ PASSTHRU), for the query log.</summary>
+        public QueryPolicy Policy;
+        public string? PolicyName;
     }
 
     private static System.Net.SocketAddress CopyAddress(System.Net.SocketAddress a)
@@ -685,7 +726,7 @@ public sealed class QueryProcessor : IQueryProcessor
                     tap.LogClientQuery(query, p.Transport, p.Client);
                     tap.LogClientResponse(response, p.Transport, p.Client);
                 }
-                _queryEvents?.Post(query, response, p.Transport, p.Client, p.Start);
+                _queryEvents?.Post(query, response, p.Transport, p.Client, p.Start, p.Policy, p.PolicyName);
             }
         }
         catch (Exception e)
@@ -750,6 +791,22 @@ public sealed class QueryProcessor : IQueryProcessor
     {
         bool isUpdate = h.Opcode == Opcode.Update;
         var zone = _catalog.FindZone(qname);
+        // NOTIFY for a response policy zone kept by transfer (not served, so not in the catalog).
+        if (!isUpdate && PolicyZones is { } policyZones && (zone is null || !DnsName.EqualsIgnoreCase(zone.Origin.Wire, qname)))
+        {
+            var notified = policyZones.Notify(qname, client);
+            if (notified == NotifyOutcome.Accepted)
+            {
+                h.AuthoritativeAnswer = true;   // as for a secondary zone's NOTIFY (RFC 1996 §4.7)
+                return Respond(response, h, true, qname, qtype, qclass, Rcode.NoError, reply, maxSize);
+            }
+            if (notified == NotifyOutcome.Refused)
+            {
+                _counters.Count(SecurityReason.NotifyRefused);
+                reply.Ede = EdeProhibited;
+                return Respond(response, h, true, qname, qtype, qclass, Rcode.Refused, reply, maxSize);
+            }
+        }
         if (zone is null || !DnsName.EqualsIgnoreCase(zone.Origin.Wire, qname))
             // RFC 2136 §3.1.1: not a zone we are authoritative for.
             return Respond(response, h, true, qname, qtype, qclass, isUpdate ? Rcode.NotAuth : Rcode.Refused, reply, maxSize);

@@ -41,6 +41,18 @@ public enum SecurityReason
     RecursionOverload,
     /// <summary>Recursion: an admitted client's query with RD=0: REFUSED, the cache not consulted (Unbound's "allow").</summary>
     RecursionNotDesired,
+    /// <summary>Response policy (RPZ, domain lists): a recursive query answered NXDOMAIN.</summary>
+    PolicyNxdomain,
+    /// <summary>Response policy: answered NODATA.</summary>
+    PolicyNodata,
+    /// <summary>Response policy: dropped, no answer.</summary>
+    PolicyDrop,
+    /// <summary>Response policy: passed through (answered as if no policy matched; later policies not consulted).</summary>
+    PolicyPassthru,
+    /// <summary>Response policy: answered from the policy's local data.</summary>
+    PolicyLocalData,
+    /// <summary>Response policy: TCP-only (TC=1 over UDP; over TCP answered normally).</summary>
+    PolicyTcpOnly,
 }
 
 /// <summary>
@@ -55,6 +67,7 @@ public sealed class SecurityCounters
         "query-refused", "recursion-refused", "not-authoritative", "transfer-refused", "update-refused", "notify-refused",
         "rrl-dropped", "rrl-slipped", "rrl-limited-episode", "client-blocked-query", "client-block-started", "cookie-malformed", "bad-cookie",
         "tsig-rejected", "recursion-cache-hit", "recursion-cache-miss", "recursion-resolved", "recursion-failed", "recursion-overload", "recursion-rd-clear",
+        "policy-nxdomain", "policy-nodata", "policy-drop", "policy-passthru", "policy-local-data", "policy-tcp-only",
     ];
 
     // One cache line per counter, so that workers counting different reasons do not contend.
