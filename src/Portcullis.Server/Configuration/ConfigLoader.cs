@@ -168,6 +168,10 @@ public static class ConfigLoader
         ValidateRecursion(config.Recursion, where, path);
         if (config.Dnstap.Validate() is { } dnstapError)
             throw new ConfigException($"{where}: {dnstapError}", "dnstap");
+        if (config.Detection.AlertLog is { } alertLog && path is not null && !Path.IsPathRooted(alertLog))
+            config.Detection.AlertLog = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, alertLog);
+        if (config.Detection.Validate() is { } detectionError)
+            throw new ConfigException($"{where}: {detectionError}", "detection");
         if (config.QueryLog.Validate() is { } queryLogError)
             throw new ConfigException($"{where}: {queryLogError}", "query-log");
         Range(where, "metrics: top-count", config.Metrics.TopCount, 0, 100);

@@ -19,6 +19,7 @@ namespace Portcullis.Server.Configuration;
 [YamlSerializable(typeof(CookiesConfig))]
 [YamlSerializable(typeof(RecursionConfig))]
 [YamlSerializable(typeof(DnssecPolicyConfig))]
+[YamlSerializable(typeof(Detection.DetectionConfig))]
 [YamlSerializable(typeof(MetricsConfig))]
 [YamlSerializable(typeof(DnstapConfig))]
 [YamlSerializable(typeof(QueryLogConfig))]

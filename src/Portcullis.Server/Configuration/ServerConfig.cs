@@ -41,6 +41,8 @@ public sealed class ServerConfig
     public RateLimitConfig RateLimit { get; set; } = new();
     public ClientLimitConfig ClientLimit { get; set; } = new();
     public CookiesConfig Cookies { get; set; } = new();
+    /// <summary>Tunnelling and exfiltration detection (docs/detection.md); off unless enabled.</summary>
+    public Detection.DetectionConfig Detection { get; set; } = new();
     /// <summary>The Prometheus metrics endpoint (off unless metrics.listen is set).</summary>
     public MetricsConfig Metrics { get; set; } = new();
     /// <summary>Recursive service for the clients allow-recursion admits (Unbound's options, by their names).</summary>

@@ -135,6 +135,7 @@ public sealed partial class DnsServer
     {
         var hub = Processor.Events;
         Processor.Events = null;
+        Processor.DetectorActions = null;
         hub?.Dispose();
         lock (s_topLock)
         {

@@ -231,6 +231,11 @@ public sealed class QueryProcessor : IQueryProcessor
 
     private volatile QueryEventHub? _queryEvents;
 
+    private volatile Detection.DetectorActions? _detectorActions;
+
+    /// <summary>The tunnel detector's blocks and rate limits (docs/detection.md), checked per query; null: none.</summary>
+    public Detection.DetectorActions? DetectorActions { get => _detectorActions; set => _detectorActions = value; }
+
     /// <summary>
     /// Where every query and what became of it is posted for the query log, the tunnel detector and
     /// the heavy-hitter sketches (null: none of them is on). Posting copies and never blocks.
@@ -471,6 +476,22 @@ public sealed class QueryProcessor : IQueryProcessor
             return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.BadVers, reply, maxSize);
 
         if (update) return AnswerUpdateOrNotify(query, response, h, qname[..qnameLength], qtype, qclass, reply, maxSize, client, keyName, policy);
+
+        // The tunnel detector's automatic actions (docs/detection.md): a blocked domain (or client)
+        // is refused with Extended DNS Error 15, Blocked (RFC 8914 §4.16), or dropped, as configured;
+        // a rate-limited one likewise beyond its rate. One volatile read when detection is off.
+        if (_detectorActions is { } detector)
+        {
+            var verdict = detector.Check(qname[..qnameLength], client, DateTime.UtcNow.Ticks);
+            if (verdict != Detection.DetectorVerdict.None)
+            {
+                outcome.Policy = QueryPolicy.DetectorBlocked;
+                outcome.PolicyName = "detector";
+                if (verdict == Detection.DetectorVerdict.Drop) return 0;
+                reply.Ede = EdeBlocked;
+                return Respond(response, h, true, qname[..qnameLength], qtype, qclass, Rcode.Refused, reply, maxSize);
+            }
+        }
 
         // Meta-types: OPT, TSIG, TKEY cannot be asked for; MAILA/MAILB are obsolete.
         if (qtype is RecordType.OPT or RecordType.TSIG or RecordType.TKEY)
@@ -1044,6 +1065,7 @@ public sealed class QueryProcessor : IQueryProcessor
     }
 
     private const int EdeOther = 0;                // RFC 8914 §4.1
+    private const int EdeBlocked = 15;             // RFC 8914 §4.16
     private const int EdeProhibited = 18;          // RFC 8914 §4.19
     private const int EdeNotAuthoritative = 20;    // RFC 8914 §4.21
     private const int EdeNotSupported = 21;        // RFC 8914 §4.22

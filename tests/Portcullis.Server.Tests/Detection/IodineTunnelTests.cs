@@ -33,6 +33,8 @@ public sealed class IodineTunnelTests
                 c.Recursion.ForwardZones[IodineTunnel.Domain] = [tunnel.ForwarderSpec];
                 c.Recursion.OutgoingInterface = [tunnel.OutgoingAddress.ToString()];
                 c.QueryLog.File = log;
+                c.Detection.Enabled = true;   // alert only (the default action): the tunnel keeps working
+                c.Detection.AlertLog = Path.Combine(Path.GetDirectoryName(log)!, "alerts.jsonl");
             });
             TunnelTransfer transfer;
             using (var client = tunnel.Connect(options))
@@ -57,6 +59,10 @@ public sealed class IodineTunnelTests
             // Most answers went back (NOERROR); lazy mode's long-held queries may end in SERVFAIL.
             int answered = tunnelLines.Count(l => l.GetProperty("rcode").GetString() == "NOERROR");
             Assert.True(answered * 2 > tunnelLines.Count, $"{answered} of {tunnelLines.Count} tunnel queries answered NOERROR");
+
+            // The detector, watching the same traffic live, flagged the tunnel's registered domain.
+            var alerts = File.ReadAllLines(server.Config.Detection.AlertLog!).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+            Assert.Contains(alerts, a => a.TryGetProperty("domain", out var d) && d.GetString() == "tunnel.test.");
         }
         finally
         {
