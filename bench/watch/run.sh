@@ -13,6 +13,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/../lib.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-watch-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 publish_portcullis
 port=$(free_port)
 cat >"$WORK/watch.yaml" <<YAML

@@ -164,12 +164,7 @@ public sealed class TopTalkers : IQueryObserver
         SpaceSaving.TopOf(_clients[0], _clients[1], Reported),
         SpaceSaving.TopOf(_names[0], _names[1], Reported));
 
-    static int FormatAddress(ReadOnlySpan<byte> a, Span<char> into)
-    {
-        if (a.Length == 4 || a.Length == 16)
-            return new System.Net.IPAddress(a).TryFormat(into, out int written) ? written : 0;
-        return 0;
-    }
+    static int FormatAddress(ReadOnlySpan<byte> a, Span<char> into) => AddressText.Format(a, into);
 
     /// <summary>The name lower-cased in presentation form (escapes as \DDD), absolute.</summary>
     static int FormatName(ReadOnlySpan<byte> wire, Span<char> into)

@@ -81,8 +81,7 @@ public sealed class QueryLog : IQueryObserver, IDisposable
     readonly bool _policyOnly;
     readonly long _maxSize;
     readonly int _keep;
-    readonly StringBuilder _line = new(256);
-    byte[] _bytes = new byte[1024];
+    byte[] _bytes = new byte[4096];
     FileStream? _stream;
     long _size, _seen, _written, _failed;
 
@@ -131,12 +130,9 @@ public sealed class QueryLog : IQueryObserver, IDisposable
         if (_clients is not null && !_clients.Allows(e.Client)) return;
         if (_sample > 1 && _seen++ % _sample != 0) return;
 
-        Format(e, _line);
-        int max = Encoding.UTF8.GetMaxByteCount(_line.Length);
-        if (_bytes.Length < max) _bytes = new byte[Math.Max(max, _bytes.Length * 2)];
-        int length = 0;
-        foreach (var chunk in _line.GetChunks())
-            length += Encoding.UTF8.GetBytes(chunk.Span, _bytes.AsSpan(length));
+        int max = MaxLineLength(e);
+        if (_bytes.Length < max) _bytes = new byte[max];
+        int length = Format(e, _bytes);
         try
         {
             if (_maxSize > 0 && _size > 0 && _size + length > _maxSize) Rotate();
@@ -179,36 +175,172 @@ public sealed class QueryLog : IQueryObserver, IDisposable
         _stream = null;
     }
 
-    /// <summary>Writes one line (with its newline) for the event: the format of docs/watching.md.</summary>
-    public static void Format(in QueryEvent e, StringBuilder sb)
+    /// <summary>An upper bound of the octets <see cref="Format(in QueryEvent, Span{byte})"/> writes for the event.</summary>
+    public static int MaxLineLength(in QueryEvent e) =>
+        // Fixed fields and numbers stay under 400; a name octet takes at most 5 ("\\DDD"), a
+        // policy-name character at most 6 ("\u00XX") in UTF-8 or JSON escapes.
+        400 + 5 * e.Qname.Length + 6 * (e.PolicyName?.Length ?? 0);
+
+    /// <summary>
+    /// Writes one line (with its newline) for the event in UTF-8, the format of docs/watching.md,
+    /// into <paramref name="into"/> (at least <see cref="MaxLineLength"/> long); returns its length.
+    /// Allocates nothing.
+    /// </summary>
+    public static int Format(in QueryEvent e, Span<byte> into)
     {
-        sb.Clear();
-        sb.Append("{\"time\":\"");
-        Span<char> time = stackalloc char[32];
-        if (e.Time.TryFormat(time, out int timeLength, "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture))
-            sb.Append(time[..timeLength]);
-        sb.Append("\",\"client\":\"");
-        AppendAddress(sb, e.Client);
-        sb.Append("\",\"port\":").Append(e.ClientPort);
-        sb.Append(",\"proto\":\"").Append(e.Transport == TransportKind.Tcp ? "tcp" : "udp");
-        sb.Append("\",\"qname\":\"");
-        AppendQname(sb, e.Qname);
-        sb.Append("\",\"qtype\":\"").Append(RecordTypes.ToText(e.QType));
-        sb.Append("\",\"qclass\":\"").Append(RecordClasses.ToText(e.QClass));
-        sb.Append("\",\"rcode\":\"").Append(e.ResponseSize == 0 ? "DROPPED" : RcodeText((int)e.Rcode & 0xF));
-        sb.Append("\",\"flags\":\"");
-        AppendFlags(sb, e.Flags);
-        sb.Append("\",\"qsize\":").Append(e.QuerySize);
-        sb.Append(",\"rsize\":").Append(e.ResponseSize);
-        sb.Append(",\"latency_us\":").Append((long)(e.Latency.Ticks / 10));
-        sb.Append(",\"policy\":\"").Append(PolicyText(e.Policy)).Append('"');
+        var w = new Utf8Line(into);
+        w.Ascii("{\"time\":\""u8);
+        w.Time(e.Time);
+        w.Ascii("\",\"client\":\""u8);
+        w.Address(e.Client);
+        w.Ascii("\",\"port\":"u8);
+        w.Number(e.ClientPort);
+        w.Ascii(e.Transport == TransportKind.Tcp ? ",\"proto\":\"tcp"u8 : ",\"proto\":\"udp"u8);
+        w.Ascii("\",\"qname\":\""u8);
+        w.Qname(e.Qname);
+        w.Ascii("\",\"qtype\":\""u8);
+        w.Text(RecordTypes.ToText(e.QType));
+        w.Ascii("\",\"qclass\":\""u8);
+        w.Text(RecordClasses.ToText(e.QClass));
+        w.Ascii("\",\"rcode\":\""u8);
+        w.Text(e.ResponseSize == 0 ? "DROPPED" : RcodeText((int)e.Rcode & 0xF));
+        w.Ascii("\",\"flags\":\""u8);
+        w.Flags(e.Flags);
+        w.Ascii("\",\"qsize\":"u8);
+        w.Number(e.QuerySize);
+        w.Ascii(",\"rsize\":"u8);
+        w.Number(e.ResponseSize);
+        w.Ascii(",\"latency_us\":"u8);
+        w.Number(e.Latency.Ticks / 10);
+        w.Ascii(",\"policy\":\""u8);
+        w.Text(PolicyText(e.Policy));
+        w.Ascii("\""u8);
         if (e.PolicyName is { } name)
         {
-            sb.Append(",\"policy_name\":\"");
-            foreach (char c in name) AppendJsonChar(sb, c);
-            sb.Append('"');
+            w.Ascii(",\"policy_name\":\""u8);
+            w.JsonString(name);
+            w.Ascii("\""u8);
         }
-        sb.Append("}\n");
+        w.Ascii("}\n"u8);
+        return w.Length;
+    }
+
+    /// <summary>The line as a string (for tests and tools; allocates).</summary>
+    public static string FormatLine(in QueryEvent e)
+    {
+        var buffer = new byte[MaxLineLength(e)];
+        return Encoding.UTF8.GetString(buffer, 0, Format(e, buffer));
+    }
+
+    /// <summary>Appends ASCII and UTF-8 into a span; the caller sized it.</summary>
+    ref struct Utf8Line(Span<byte> into)
+    {
+        readonly Span<byte> _into = into;
+        public int Length;
+
+        public void Ascii(ReadOnlySpan<byte> text)
+        {
+            text.CopyTo(_into[Length..]);
+            Length += text.Length;
+        }
+
+        /// <summary>Text known to be ASCII without JSON specials (mnemonics).</summary>
+        public void Text(string text)
+        {
+            foreach (char c in text) _into[Length++] = (byte)c;
+        }
+
+        public void Number(long v)
+        {
+            System.Buffers.Text.Utf8Formatter.TryFormat(v, _into[Length..], out int written);
+            Length += written;
+        }
+
+        public void Time(DateTime t)
+        {
+            t.TryFormat(_into[Length..], out int written, "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+            Length += written;
+        }
+
+        public void Address(ReadOnlySpan<byte> a)
+        {
+            Span<char> text = stackalloc char[AddressText.MaxLength];
+            int n = AddressText.Format(a, text);
+            for (int i = 0; i < n; i++) _into[Length++] = (byte)text[i];
+        }
+
+        public void Flags(ushort flags)
+        {
+            int start = Length;
+            if ((flags & 0x8000) != 0) Ascii("qr "u8);
+            if ((flags & 0x0400) != 0) Ascii("aa "u8);
+            if ((flags & 0x0200) != 0) Ascii("tc "u8);
+            if ((flags & 0x0100) != 0) Ascii("rd "u8);
+            if ((flags & 0x0080) != 0) Ascii("ra "u8);
+            if ((flags & 0x0020) != 0) Ascii("ad "u8);
+            if ((flags & 0x0010) != 0) Ascii("cd "u8);
+            if (Length > start) Length--;
+        }
+
+        /// <summary>The name in presentation form (RFC 1035 §5.1 escapes), then JSON-escaped (a backslash doubled, a quote escaped).</summary>
+        public void Qname(ReadOnlySpan<byte> wire)
+        {
+            int pos = 0;
+            bool first = true;
+            while (pos < wire.Length && wire[pos] != 0)
+            {
+                int len = wire[pos];
+                if (!first) _into[Length++] = (byte)'.';
+                first = false;
+                int end = Math.Min(pos + 1 + len, wire.Length);
+                for (int i = pos + 1; i < end; i++)
+                {
+                    byte b = wire[i];
+                    switch (b)
+                    {
+                        case (byte)'.' or (byte)';' or (byte)'(' or (byte)')' or (byte)'@' or (byte)'$':
+                            Ascii("\\\\"u8);
+                            _into[Length++] = b;
+                            break;
+                        case (byte)'\\':
+                            Ascii("\\\\\\\\"u8);
+                            break;
+                        case (byte)'"':
+                            Ascii("\\\\\\\""u8);
+                            break;
+                        default:
+                            if (b <= 0x20 || b >= 0x7F)
+                            {
+                                Ascii("\\\\"u8);
+                                _into[Length++] = (byte)('0' + b / 100);
+                                _into[Length++] = (byte)('0' + b / 10 % 10);
+                                _into[Length++] = (byte)('0' + b % 10);
+                            }
+                            else _into[Length++] = b;
+                            break;
+                    }
+                }
+                pos += 1 + len;
+            }
+            _into[Length++] = (byte)'.';
+        }
+
+        /// <summary>A string as JSON string content: quote and backslash escaped, controls as \u00XX, the rest UTF-8.</summary>
+        public void JsonString(string s)
+        {
+            foreach (char c in s)
+            {
+                if (c == '"' || c == '\\') { _into[Length++] = (byte)'\\'; _into[Length++] = (byte)c; }
+                else if (c < 0x20)
+                {
+                    Ascii("\\u00"u8);
+                    _into[Length++] = (byte)"0123456789abcdef"[c >> 4];
+                    _into[Length++] = (byte)"0123456789abcdef"[c & 0xF];
+                }
+                else if (c < 0x80) _into[Length++] = (byte)c;
+                else Length += Encoding.UTF8.GetBytes([c], _into[Length..]);
+            }
+        }
     }
 
     public static string PolicyText(QueryPolicy p) => p switch
@@ -240,72 +372,7 @@ public sealed class QueryLog : IQueryObserver, IDisposable
         return code >= 0;
     }
 
-    static void AppendFlags(StringBuilder sb, ushort flags)
-    {
-        int n = sb.Length;
-        if ((flags & 0x8000) != 0) sb.Append("qr ");
-        if ((flags & 0x0400) != 0) sb.Append("aa ");
-        if ((flags & 0x0200) != 0) sb.Append("tc ");
-        if ((flags & 0x0100) != 0) sb.Append("rd ");
-        if ((flags & 0x0080) != 0) sb.Append("ra ");
-        if ((flags & 0x0020) != 0) sb.Append("ad ");
-        if ((flags & 0x0010) != 0) sb.Append("cd ");
-        if (sb.Length > n) sb.Length--;
-    }
 
-    static void AppendAddress(StringBuilder sb, ReadOnlySpan<byte> a)
-    {
-        if (a.Length == 4)
-        {
-            sb.Append(a[0]).Append('.').Append(a[1]).Append('.').Append(a[2]).Append('.').Append(a[3]);
-            return;
-        }
-        if (a.Length != 16) return;
-        Span<char> text = stackalloc char[46];
-        if (new System.Net.IPAddress(a).TryFormat(text, out int written)) sb.Append(text[..written]);
-    }
 
-    /// <summary>The name in presentation form (RFC 1035 §5.1 escapes), then JSON-escaped.</summary>
-    static void AppendQname(StringBuilder sb, ReadOnlySpan<byte> wire)
-    {
-        int pos = 0;
-        bool first = true;
-        while (pos < wire.Length && wire[pos] != 0)
-        {
-            int len = wire[pos];
-            if (!first) sb.Append('.');
-            first = false;
-            int end = Math.Min(pos + 1 + len, wire.Length);
-            for (int i = pos + 1; i < end; i++)
-            {
-                byte b = wire[i];
-                switch (b)
-                {
-                    case (byte)'.' or (byte)';' or (byte)'(' or (byte)')' or (byte)'@' or (byte)'$':
-                        sb.Append("\\\\").Append((char)b);
-                        break;
-                    case (byte)'\\':
-                        sb.Append("\\\\\\\\");
-                        break;
-                    case (byte)'"':
-                        sb.Append("\\\\\\\"");
-                        break;
-                    default:
-                        if (b <= 0x20 || b >= 0x7F)
-                            sb.Append("\\\\").Append((char)('0' + b / 100)).Append((char)('0' + b / 10 % 10)).Append((char)('0' + b % 10));
-                        else sb.Append((char)b);
-                        break;
-                }
-            }
-            pos += 1 + len;
-        }
-        sb.Append('.');
-    }
 
-    static void AppendJsonChar(StringBuilder sb, char c)
-    {
-        if (c == '"' || c == '\\') sb.Append('\\').Append(c);
-        else if (c < 0x20) sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
-        else sb.Append(c);
-    }
 }

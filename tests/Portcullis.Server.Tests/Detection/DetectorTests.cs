@@ -107,9 +107,7 @@ public sealed class DetectorTests
             Time = T0.AddTicks(1234560), Client = Client, ClientPort = 5353, Qname = qname, QType = RecordType.NULL, QClass = RecordClass.IN,
             Flags = 0x8180, QuerySize = 40, ResponseSize = 0, Latency = TimeSpan.FromMicroseconds(12), Policy = Portcullis.Server.Telemetry.QueryPolicy.DetectorBlocked, PolicyName = "detector",
         };
-        var sb = new System.Text.StringBuilder();
-        Portcullis.Server.Telemetry.QueryLog.Format(in e, sb);
-        var r = QueryLogFormat.Parse(sb.ToString().TrimEnd('\n'));
+        var r = QueryLogFormat.Parse(Portcullis.Server.Telemetry.QueryLog.FormatLine(in e).TrimEnd('\n'));
         Assert.Equal(e.Time, r.Time);
         Assert.Equal(Client, r.Client);
         Assert.Equal(qname, r.Qname);

@@ -193,9 +193,8 @@ public sealed class QueryLogTests
     [Fact]
     public void Names_with_odd_bytes_are_escaped_so_the_line_stays_one_valid_JSON_object()
     {
-        var sb = new System.Text.StringBuilder();
         byte[] wire = [5, (byte)'a', (byte)'"', (byte)'.', 0xC3, (byte)'\\', 4, (byte)'t', (byte)'e', (byte)'s', (byte)'t', 0];
-        QueryLog.Format(new QueryEvent
+        var line = QueryLog.FormatLine(new QueryEvent
         {
             Time = new DateTime(2026, 11, 30, 6, 1, 2, DateTimeKind.Utc),
             Client = [192, 0, 2, 1],
@@ -204,16 +203,15 @@ public sealed class QueryLogTests
             QClass = RecordClass.IN,
             ResponseSize = 0,
             Policy = QueryPolicy.RpzNxdomain,
-            PolicyName = "block\"list",
-        }, sb);
-        var line = sb.ToString();
+            PolicyName = "block\"list\u0001é",
+        });
         Assert.EndsWith("\n", line);
         var json = JsonDocument.Parse(line).RootElement;
         Assert.Equal("a\\\"\\.\\195\\\\.test.", json.GetProperty("qname").GetString());   // RFC 1035 presentation form
         Assert.Equal("DROPPED", json.GetProperty("rcode").GetString());
         Assert.Equal("2026-11-30T06:01:02.000000Z", json.GetProperty("time").GetString());
         Assert.Equal("rpz-nxdomain", json.GetProperty("policy").GetString());
-        Assert.Equal("block\"list", json.GetProperty("policy_name").GetString());
+        Assert.Equal("block\"list\u0001é", json.GetProperty("policy_name").GetString());
     }
 
     [Theory]
@@ -266,5 +264,28 @@ public sealed class QueryLogTests
             Assert.Contains(lines, l => l.Contains(" RR ") && l.Contains($"{upstream.Address}:{upstream.EndPoint.Port}"));
         }
         finally { Directory.Delete(Path.GetDirectoryName(log)!, recursive: true); }
+    }
+
+    [Theory]
+    [InlineData("192.0.2.1")]
+    [InlineData("0.0.0.0")]
+    [InlineData("255.255.255.255")]
+    [InlineData("::")]
+    [InlineData("::1")]
+    [InlineData("2001:db8::1")]
+    [InlineData("2001:db8:0:0:1:0:0:1")]
+    [InlineData("fe80::")]
+    [InlineData("2001:db8:1:2:3:4:5:6")]
+    [InlineData("2001:0:0:1::1")]
+    public void Addresses_are_written_as_the_framework_writes_them_without_allocating(string text)
+    {
+        var address = IPAddress.Parse(text);
+        var bytes = address.GetAddressBytes();
+        Span<char> into = stackalloc char[AddressText.MaxLength];
+        AddressText.Format(bytes, into);   // warm
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        int n = AddressText.Format(bytes, into);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(address.ToString(), into[..n].ToString());
     }
 }
