@@ -7,6 +7,7 @@
 # "portcullis/baseline: queries per CPU-second", the overhead ratio (aim >= 0.8).
 #
 # usage: bench/watch/run.sh     (about 3 minutes; the environment of bench/dnsperf/run.sh applies)
+#        WATCH="querylog" bench/watch/run.sh   one watcher at a time (querylog, dnstap, metrics, detection)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -17,18 +18,17 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 publish_portcullis
 port=$(free_port)
-cat >"$WORK/watch.yaml" <<YAML
-query-log:
-  file: $WORK/queries.jsonl
-  max-size: 200M
-  keep: 1
-dnstap:
-  file: $WORK/dnstap.fstrm
-metrics:
-  listen: "127.0.0.1:$port"
-detection:
-  enabled: true
-YAML
+WATCH=${WATCH:-querylog dnstap metrics detection}
+: >"$WORK/watch.yaml"
+for w in $WATCH; do
+    case $w in
+        querylog) printf 'query-log:\n  file: %s\n  max-size: 200M\n  keep: 1\n' "$WORK/queries.jsonl" ;;
+        dnstap) printf 'dnstap:\n  file: %s\n' "$WORK/dnstap.fstrm" ;;
+        metrics) printf 'metrics:\n  listen: "127.0.0.1:%s"\n' "$port" ;;
+        detection) printf 'detection:\n  enabled: true\n' ;;
+        *) echo "run.sh: unknown watcher $w" >&2; exit 2 ;;
+    esac >>"$WORK/watch.yaml"
+done
 : >"$WORK/off.yaml"
 log "watchers on: $(tr '\n' ' ' <"$WORK/watch.yaml")"
 SERVERS="baseline portcullis" PORTCULLIS_PUBLISH=$PUBLISH BASELINE_PUBLISH=$PUBLISH \
