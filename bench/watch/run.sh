@@ -8,6 +8,8 @@
 #
 # usage: bench/watch/run.sh     (about 3 minutes; the environment of bench/dnsperf/run.sh applies)
 #        WATCH="querylog" bench/watch/run.sh   one watcher at a time (querylog, dnstap, metrics, detection)
+#        QUEUE=2048 bench/watch/run.sh          the query-event and dnstap rings' slots (queue-size)
+#        SAMPLE=10 bench/watch/run.sh           the query log logs one query in 10
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -22,8 +24,11 @@ WATCH=${WATCH:-querylog dnstap metrics detection}
 : >"$WORK/watch.yaml"
 for w in $WATCH; do
     case $w in
-        querylog) printf 'query-log:\n  file: %s\n  max-size: 200M\n  keep: 1\n' "$WORK/queries.jsonl" ;;
-        dnstap) printf 'dnstap:\n  file: %s\n' "$WORK/dnstap.fstrm" ;;
+        querylog) printf 'query-log:\n  file: %s\n  max-size: 1G\n  keep: 20\n' "$WORK/queries.jsonl"
+                  [ -n "${QUEUE:-}" ] && printf '  queue-size: %s\n' "$QUEUE"
+                  [ -n "${SAMPLE:-}" ] && printf '  sample: %s\n' "$SAMPLE" ;;
+        dnstap) printf 'dnstap:\n  file: %s\n' "$WORK/dnstap.fstrm"
+                [ -n "${QUEUE:-}" ] && printf '  queue-size: %s\n' "$QUEUE" ;;
         metrics) printf 'metrics:\n  listen: "127.0.0.1:%s"\n' "$port" ;;
         detection) printf 'detection:\n  enabled: true\n' ;;
         *) echo "run.sh: unknown watcher $w" >&2; exit 2 ;;
@@ -31,7 +36,20 @@ for w in $WATCH; do
 done
 : >"$WORK/off.yaml"
 log "watchers on: $(tr '\n' ' ' <"$WORK/watch.yaml")"
+# With metrics on, scrape the endpoint every second while the runs go on: the last scrape says how
+# many queries were answered and how many watcher events and dnstap messages were dropped.
+SCRAPER=
+if grep -q '^metrics:' "$WORK/watch.yaml"; then
+    (while sleep 1; do
+        curl -sf "http://127.0.0.1:$port/metrics" >"$WORK/scrape.tmp" 2>/dev/null && mv "$WORK/scrape.tmp" "$WORK/scrape.prom"
+    done) &
+    SCRAPER=$!
+fi
 SERVERS="baseline portcullis" PORTCULLIS_PUBLISH=$PUBLISH BASELINE_PUBLISH=$PUBLISH \
     CONFIG_portcullis=$WORK/watch.yaml CONFIG_baseline=$WORK/off.yaml COMPARE=0 \
     "$REPO/bench/dnsperf/run.sh"
-log "query log: $(wc -l <"$WORK/queries.jsonl" 2>/dev/null || echo 0) lines, dnstap: $(stat -c %s "$WORK/dnstap.fstrm" 2>/dev/null || echo 0) bytes"
+[ -n "$SCRAPER" ] && kill "$SCRAPER" 2>/dev/null
+log "query log: $(cat "$WORK"/queries.jsonl* 2>/dev/null | wc -l) lines, dnstap: $(stat -c %s "$WORK/dnstap.fstrm" 2>/dev/null || echo 0) bytes"
+if [ -f "$WORK/scrape.prom" ]; then
+    awk '/^portcullis_queries_total\{/ { q += $NF } /^portcullis_watch_dropped_total\{/ { print "dropped " $0 } END { print "answered (portcullis_queries_total) " q }' "$WORK/scrape.prom" >&2
+fi
