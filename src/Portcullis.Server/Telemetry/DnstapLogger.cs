@@ -23,6 +23,8 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
     /// <summary>Messages up to this size (a full EDNS UDP response of 1232 octets) live in the slot itself.</summary>
     const int InlineMessage = 1232;
     const int MaxPause = 50;
+    /// <summary>Under steady load, the output is flushed at least this often (ms).</summary>
+    const int FlushInterval = 100;
 
     struct Meta
     {
@@ -176,7 +178,8 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
         byte[] encoded = new byte[4096];
         byte[] copy = new byte[MessageOffset + InlineMessage];
         int pause = 1;
-        bool stopping = false;
+        bool stopping = false, dirty = false;
+        long lastFlush = Environment.TickCount64;
         while (true)
         {
             int batch = 0;
@@ -229,7 +232,10 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
                     _ring.Free(index);
                 }
             }
-            if (batch > 0 || stopping)
+            if (batch > 0) { dirty = true; pause = 1; }
+            // Flush when the ring ran dry or every FlushInterval ms under load, not after each small batch.
+            long now = Environment.TickCount64;
+            if (dirty && (batch == 0 || stopping || now - lastFlush >= FlushInterval))
             {
                 try
                 {
@@ -239,12 +245,14 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
                 {
                     Interlocked.Exchange(ref _failed, 1);
                 }
+                dirty = false;
+                lastFlush = now;
             }
             if (stopping) return;
-            if (batch > 0) { pause = 1; continue; }
-            try { await Task.Delay(pause, _stop.Token).ConfigureAwait(false); }
+            if (batch >= _ring.Capacity / 4) continue;
+            try { await Task.Delay(batch > 0 ? 1 : pause, _stop.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { stopping = true; }   // one more round: what was posted before the stop
-            pause = Math.Min(pause * 2, MaxPause);
+            if (batch == 0) pause = Math.Min(pause * 2, MaxPause);
         }
     }
 
