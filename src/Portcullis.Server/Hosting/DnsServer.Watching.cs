@@ -44,7 +44,7 @@ public sealed partial class DnsServer
             observers.Add(QueryLog);
             _logger.LogInformation("query log to {File}", config.QueryLog.File);
         }
-        if (config.Metrics.Listen is not null && config.Metrics.TopCount > 0)
+        if ((config.Metrics.Listen is not null || config.Metrics.Enabled) && config.Metrics.TopCount > 0)
         {
             TopTalkers = new TopTalkers(ServerConfig.ParseDuration(config.Metrics.TopWindow), config.Metrics.TopCount);
             observers.Add(TopTalkers);

@@ -13,8 +13,14 @@ public sealed class MetricsConfig
     /// <summary>The default port when <see cref="Listen"/> names an address only.</summary>
     public const int DefaultPort = 9153;
 
-    /// <summary>"address:port", "[v6]:port" or an address alone (port 9153); null: no endpoint.</summary>
+    /// <summary>"address:port", "[v6]:port" or an address alone (port 9153); null: no endpoint unless <see cref="Enabled"/>.</summary>
     public string? Listen { get; set; }
+
+    /// <summary>On without a listen address: the endpoint binds to the loopback, 127.0.0.1:9153.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>Where the endpoint binds when enabled without a listen address: the loopback only.</summary>
+    public const string DefaultListen = "127.0.0.1:9153";
 
     /// <summary>The sliding window of the top clients and top names gauges (at least 2s).</summary>
     public string TopWindow { get; set; } = "60s";
@@ -29,8 +35,8 @@ public sealed class MetricsConfig
     {
         endPoint = null;
         error = null;
-        if (Listen is null) return true;
-        var text = Listen.Trim();
+        if (Listen is null && !Enabled) return true;
+        var text = (Listen ?? DefaultListen).Trim();
         if (IPAddress.TryParse(text.Trim('[', ']'), out var bare))
         {
             endPoint = new IPEndPoint(bare, DefaultPort);

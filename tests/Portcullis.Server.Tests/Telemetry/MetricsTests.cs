@@ -152,6 +152,16 @@ public sealed partial class MetricsTests
         if (listen is null) Assert.Null(MetricsEndpoint.Start(new MetricsConfig()));
     }
 
+    [Fact]
+    public void Enabled_without_an_address_binds_the_loopback_only()
+    {
+        Assert.True(new MetricsConfig { Enabled = true }.TryGetEndPoint(out var endPoint, out _));
+        Assert.Equal("127.0.0.1:9153", endPoint?.ToString());
+        var config = Configuration.ConfigLoader.Parse("metrics: { enabled: true }", "/etc/portcullis.yaml");
+        Assert.True(config.Metrics.TryGetEndPoint(out endPoint, out _));
+        Assert.True(IPAddress.IsLoopback(endPoint!.Address));
+    }
+
     [Theory]
     [InlineData("localhost:9153")]
     [InlineData("127.0.0.1:0")]
