@@ -70,4 +70,21 @@ public sealed class TopTalkersTests
         Assert.Equal(12, samples[MetricsTests.Key("portcullis_top_clients_queries", ("client", "127.0.0.1"))]);
         Assert.Contains(samples.Keys, k => k.StartsWith("portcullis_transfers_out_active", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task A_signing_server_exports_how_long_its_signatures_have_left()
+    {
+        var at = MetricsTests.FreeEndPoint();
+        using var server = new TestServer(c =>
+        {
+            c.Metrics.Listen = at.ToString();
+            c.Zones[0].DnssecSigning = true;
+        }, ("example.test.", TestServer.ExampleZone));
+        var samples = MetricsTests.Parse(await MetricsTests.Scrape(server.Server.MetricsEndpoint!));
+        var expire = samples[MetricsTests.Key("portcullis_dnssec_signatures_expire_seconds", ("zone", "example.test."))];
+        // The default policy signs for 14 days with jitter: the earliest signature expires within that.
+        Assert.InRange(expire, TimeSpan.FromDays(7).TotalSeconds, TimeSpan.FromDays(14).TotalSeconds);
+        var next = samples[MetricsTests.Key("portcullis_dnssec_next_event_seconds", ("zone", "example.test."))];
+        Assert.InRange(next, 0, expire);
+    }
 }
