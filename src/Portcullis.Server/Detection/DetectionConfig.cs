@@ -33,6 +33,8 @@ public sealed class DetectionConfig
     public string DomainResponse { get; set; } = "refused";
     /// <summary>What a blocked client's queries get: drop (dnsdist's dynamic-block default) or refused.</summary>
     public string ClientResponse { get; set; } = "drop";
+    /// <summary>act-on-clients: apply block/rate-limit to alerted clients as well (off: spoofable over UDP).</summary>
+    public bool ActOnClients { get; set; }
     /// <summary>Score at which a registered domain raises an alert (docs/detection.md).</summary>
     public double Threshold { get; set; } = DetectorOptions.DefaultThreshold;
     /// <summary>Queries a domain must have (in the decayed window) before it can alert.</summary>
@@ -72,6 +74,7 @@ public sealed class DetectionConfig
         RateLimit = RateLimit,
         DomainDrop = DomainResponse == "drop",
         ClientDrop = ClientResponse == "drop",
+        ActOnClients = ActOnClients,
     };
 }
 
@@ -103,6 +106,9 @@ public sealed class DetectorOptions
     public double RateLimit { get; init; } = 1;
     public bool DomainDrop { get; init; }
     public bool ClientDrop { get; init; } = true;
+    /// <summary>Whether blocks and rate limits apply to clients too, not only domains. Off by default: over UDP a
+    /// client address can be spoofed, so acting on it lets an attacker cut a victim off.</summary>
+    public bool ActOnClients { get; init; }
     /// <summary>Score at which a client raises an alert (its own score, docs/detection.md).</summary>
     public double ClientThreshold { get; init; } = 4.0;
     /// <summary>An alerted domain or client alerts again only after this long.</summary>

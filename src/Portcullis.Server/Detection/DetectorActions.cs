@@ -105,6 +105,9 @@ public sealed class DetectorActions
         return h ^ (h >> 29);
     }
 
+    /// <summary>Domains, and clients, held at once (each table); beyond it the entry that ends first goes.</summary>
+    public const int MaxEntries = 4096;
+
     /// <summary>Blocks or rate-limits a registered domain (and everything under it) until <paramref name="untilTicks"/>.</summary>
     public void AddDomain(ReadOnlySpan<byte> domainWire, DetectorAction action, long nowTicks, long untilTicks, double ratePerSecond = 1, bool drop = false)
     {
@@ -130,7 +133,21 @@ public sealed class DetectorActions
             var c = Prune(s.Clients, now);
             long interval = (long)(TimeSpan.TicksPerSecond / Math.Max(rate, 1e-3));
             var entry = new Entry(key, until, action, drop, interval, interval * (Math.Max(1, (long)Math.Ceiling(rate)) - 1));
-            (domains ? d : c)[hash] = entry;
+            var table = domains ? d : c;
+            // Another key with the same hash keeps its place: a collision may keep a new block out,
+            // never lift one in force.
+            if (table.TryGetValue(hash, out var existing) && !existing.Key.AsSpan().SequenceEqual(key)) return;
+            // Bounded: past MaxEntries the entry that ends first makes room (the table is copied per
+            // change, so its size bounds the work of every alert too).
+            if (!table.ContainsKey(hash) && table.Count >= MaxEntries)
+            {
+                ulong first = 0;
+                long earliest = long.MaxValue;
+                foreach (var (k, e) in table)
+                    if (e.Until < earliest) { earliest = e.Until; first = k; }
+                table.Remove(first);
+            }
+            table[hash] = entry;
             _snapshot = new Snapshot(d, c);
         }
     }

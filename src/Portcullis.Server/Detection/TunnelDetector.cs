@@ -1,3 +1,4 @@
+using Portcullis.Protocol.Messages;
 using System.Buffers.Binary;
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
@@ -89,6 +90,11 @@ public sealed class TunnelDetector : IQueryObserver, IDisposable
     public void Observe(in QueryEvent e)
     {
         if (e.Policy == QueryPolicy.DetectorBlocked) return;   // already acted on: not evidence twice
+        // Queries the server refused or dropped (ACLs, RRL, client limits, bad cookies, FORMERR) are
+        // not evidence: a spoofer could send them in a victim's name.
+        if (e.Policy != QueryPolicy.None && e.Policy is not (QueryPolicy.RpzPassthru or QueryPolicy.RpzNxdomain or QueryPolicy.RpzNodata
+            or QueryPolicy.RpzLocalData or QueryPolicy.RpzDrop or QueryPolicy.RpzTcpOnly)) return;
+        if (e.ResponseSize > 0 && e.Rcode is Rcode.FormErr or Rcode.Refused or Rcode.NotImp or Rcode.YXRRSet) return;   // YXRRSET: BADCOOKIE's low bits
         Observe(e.Time.Ticks, e.Client, e.Qname, e.QType, e.QuerySize, e.ResponseSize);
     }
 
@@ -262,7 +268,7 @@ public sealed class TunnelDetector : IQueryObserver, IDisposable
     {
         var time = new DateTime(ticks, DateTimeKind.Utc);
         DateTime? until = null;
-        if (_options.Action != DetectorAction.Alert)
+        if (_options.Action != DetectorAction.Alert && _options.ActOnClients)
         {
             long u = ticks + _options.ActionDuration.Ticks;
             Actions.AddClient(client, _options.Action, ticks, u, _options.RateLimit, _options.ClientDrop);

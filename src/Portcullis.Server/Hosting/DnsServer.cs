@@ -463,8 +463,11 @@ public sealed partial class DnsServer : IDisposable
         _policyZones?.Dispose();
         MetricsEndpoint?.Dispose();
         // After the listeners: what they answered is written, then STOP.
-        Processor.Dnstap?.Dispose();
+        // Unhooked first, so that an answer still being resolved does not post into a ring nobody reads.
+        var dnstap = Processor.Dnstap;
         Processor.Dnstap = null;
+        if (_recursion is Resolution.IterativeResolver iterative) iterative.Upstream.Dnstap = null;
+        dnstap?.Dispose();
         StopWatching();
         _udp.Clear();
         _tcp.Clear();

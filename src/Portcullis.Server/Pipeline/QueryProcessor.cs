@@ -735,7 +735,16 @@ public sealed class QueryProcessor : IQueryProcessor
         byte[] buffer = ArrayPool<byte>.Shared.Rent(65535);
         try
         {
-            int length = WriteResolved(p, result, buffer);
+            int length;
+            try { length = WriteResolved(p, result, buffer); }
+            catch (Exception e)
+            {
+                RecursionLogger.LogError(e, "answer to {Name} {Type} could not be written", DnsName.FromWire(p.Qname), p.QType);
+                Interlocked.Decrement(ref _inFlight);
+                p.Reply.Abandon();
+                return;
+            }
+            // Counted out once, whatever happens after: the answer is written.
             Interlocked.Decrement(ref _inFlight);
             p.Reply.Send(buffer.AsSpan(0, length));
             if (p.Query is { } query)
@@ -752,9 +761,8 @@ public sealed class QueryProcessor : IQueryProcessor
         }
         catch (Exception e)
         {
-            RecursionLogger.LogError(e, "answer to {Name} {Type} could not be written", DnsName.FromWire(p.Qname), p.QType);
-            Interlocked.Decrement(ref _inFlight);
-            p.Reply.Abandon();
+            // Sending or logging failed after the answer was counted out: log it, nothing to undo.
+            RecursionLogger.LogError(e, "answer to {Name} {Type} could not be sent or logged", DnsName.FromWire(p.Qname), p.QType);
         }
         finally
         {

@@ -27,6 +27,6 @@ public sealed class DnstapConfig
     /// <summary>One line naming what is wrong, or null.</summary>
     public string? Validate() =>
         File is not null && Socket is not null ? "dnstap: give file or socket, not both"
-        : QueueSize < 1 ? "dnstap: queue-size must be at least 1"
+        : QueueSize is < 1 or > 1 << 22 ? "dnstap: queue-size must be between 1 and 4194304"
         : null;
 }

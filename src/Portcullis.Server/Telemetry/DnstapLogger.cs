@@ -107,7 +107,7 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
 
     void PostResolver(DnstapMessageType type, ReadOnlySpan<byte> message, bool tcp, IPEndPoint local, IPEndPoint server)
     {
-        if (!Claim(out int index, out long position)) return;
+        if (!Reserve(message.Length, out int index, out long position)) return;
         var slot = _ring.Slot(index);
         ref var m = ref _ring.Meta(index);
         m.AddressLength = Address(local.Address, slot);
@@ -120,7 +120,7 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
 
     void Post(DnstapMessageType type, ReadOnlySpan<byte> message, TransportKind transport, SocketAddress client)
     {
-        if (!Claim(out int index, out long position)) return;
+        if (!Reserve(message.Length, out int index, out long position)) return;
         var slot = _ring.Slot(index);
         ref var m = ref _ring.Meta(index);
         m.AddressLength = Address(client, slot, out int port);
@@ -129,6 +129,26 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
         m.ResponsePort = 0;
         Fill(ref m, slot, type, transport == TransportKind.Tcp ? DnstapSocketProtocol.Tcp : DnstapSocketProtocol.Udp, message);
         _ring.Publish(index, position);
+    }
+
+    /// <summary>
+    /// A slot, and for a long message its octets against <see cref="MaxLargeBytes"/> (given back
+    /// when written); either lacking, the message is dropped and counted.
+    /// </summary>
+    bool Reserve(int length, out int index, out long position)
+    {
+        bool large = length > InlineMessage;
+        if (large && Interlocked.Add(ref _largeBytes, length) > MaxLargeBytes)
+        {
+            Interlocked.Add(ref _largeBytes, -length);
+            Interlocked.Increment(ref _dropped);
+            index = 0;
+            position = 0;
+            return false;
+        }
+        if (Claim(out index, out position)) return true;
+        if (large) Interlocked.Add(ref _largeBytes, -length);
+        return false;
     }
 
     bool Claim(out int index, out long position)
@@ -157,6 +177,10 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
             message.CopyTo(m.Large);
         }
     }
+
+    /// <summary>Octets of long messages waiting in pooled buffers at most (a stalled collector must not hold 64 KiB per slot).</summary>
+    public const long MaxLargeBytes = 16 << 20;
+    long _largeBytes;
 
     static int Address(IPAddress address, Span<byte> destination)
     {
@@ -228,7 +252,11 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
                 }
                 finally
                 {
-                    if (large is not null) ArrayPool<byte>.Shared.Return(large);
+                    if (large is not null)
+                    {
+                        Interlocked.Add(ref _largeBytes, -m.MessageLength);
+                        ArrayPool<byte>.Shared.Return(large);
+                    }
                     _ring.Free(index);
                 }
             }
@@ -249,7 +277,7 @@ public sealed class DnstapLogger : IAsyncDisposable, IDisposable
                 lastFlush = now;
             }
             if (stopping) return;
-            if (batch >= _ring.Capacity / 4) continue;
+            if (batch >= Math.Max(_ring.Capacity / 4, 1)) continue;
             try { await Task.Delay(batch > 0 ? 1 : pause, _stop.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { stopping = true; }   // one more round: what was posted before the stop
             if (batch == 0) pause = Math.Min(pause * 2, MaxPause);

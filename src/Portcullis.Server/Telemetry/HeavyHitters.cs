@@ -115,13 +115,17 @@ public sealed class TopTalkers : IQueryObserver
     long _halfStart = long.MinValue;
     int _current;
     readonly char[] _chars = new char[1024];
-    long _lastPublish;
-    volatile Snapshot _snapshot = new([], []);
+    readonly Lock _lock = new();   // the hub's thread and a scrape; never the query path
+    long _lastEvent;
 
     public sealed record Snapshot(IReadOnlyList<(string Key, long Count, long Error)> Clients, IReadOnlyList<(string Key, long Count, long Error)> Names);
 
-    public TopTalkers(TimeSpan window, int reported = DefaultReported)
+    readonly Func<long> _now;
+
+    /// <param name="nowTicks">The clock the idle check reads (UTC ticks; default the system clock).</param>
+    public TopTalkers(TimeSpan window, int reported = DefaultReported, Func<long>? nowTicks = null)
     {
+        _now = nowTicks ?? (static () => DateTime.UtcNow.Ticks);
         ArgumentOutOfRangeException.ThrowIfLessThan(window, TimeSpan.FromSeconds(2));
         _halfTicks = window.Ticks / 2;
         Reported = reported;
@@ -129,12 +133,32 @@ public sealed class TopTalkers : IQueryObserver
 
     public int Reported { get; }
 
-    /// <summary>The latest published top lists (updated when the event queue runs dry, at most 4 times a second).</summary>
-    public Snapshot Current => _snapshot;
+    /// <summary>
+    /// The top lists now (computed at each call, under a lock shared only with the hub's thread).
+    /// Empty once no event has arrived for a whole window (by the clock: on an idle server the
+    /// sketches' own event time stands still).
+    /// </summary>
+    public Snapshot Current
+    {
+        get
+        {
+            lock (_lock)
+            {
+                if (_halfStart == long.MinValue || _now() - _lastEvent >= 2 * _halfTicks) return new Snapshot([], []);
+                return new Snapshot(SpaceSaving.TopOf(_clients[0], _clients[1], Reported), SpaceSaving.TopOf(_names[0], _names[1], Reported));
+            }
+        }
+    }
 
     public void Observe(in QueryEvent e)
     {
+        lock (_lock) ObserveLocked(e);
+    }
+
+    void ObserveLocked(in QueryEvent e)
+    {
         long t = e.Time.Ticks;
+        _lastEvent = Math.Max(_lastEvent, t);
         if (_halfStart == long.MinValue) _halfStart = t;
         if (t - _halfStart >= _halfTicks)
         {
@@ -151,18 +175,7 @@ public sealed class TopTalkers : IQueryObserver
         _names[_current].Add(_chars.AsSpan(0, n));
     }
 
-    public void Flush()
-    {
-        long now = Environment.TickCount64;
-        if (now - _lastPublish < 250) return;
-        _lastPublish = now;
-        Publish();
-    }
-
-    /// <summary>Recomputes the published lists now.</summary>
-    public void Publish() => _snapshot = new Snapshot(
-        SpaceSaving.TopOf(_clients[0], _clients[1], Reported),
-        SpaceSaving.TopOf(_names[0], _names[1], Reported));
+    public void Flush() { }
 
     static int FormatAddress(ReadOnlySpan<byte> a, Span<char> into) => AddressText.Format(a, into);
 

@@ -190,10 +190,14 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
             }
             long head = _ring.Head;
             while (!dirty && _drains.TryPeek(out var d) && d.Target <= head && _drains.TryDequeue(out d)) d.Done.TrySetResult();
-            if (stopping) return;
+            if (stopping)
+            {
+                while (_drains.TryDequeue(out var d)) d.Done.TrySetResult();   // nothing more will come
+                return;
+            }
             // A full quarter of the ring at once: keep up. Otherwise let events gather for a
             // millisecond (fewer wake-ups and context switches on a shared core), longer when idle.
-            if (batch >= _ring.Capacity / 4) continue;
+            if (batch >= Math.Max(_ring.Capacity / 4, 1)) continue;
             try { await Task.Delay(batch > 0 ? 1 : pause, _stop.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { stopping = true; }   // one more round: what was posted before the stop
             if (batch == 0) pause = Math.Min(pause * 2, MaxPause);
@@ -244,7 +248,12 @@ public sealed class QueryEventHub : IAsyncDisposable, IDisposable
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _drains.Enqueue((_ring.Tail, done));
-        return _task.IsCompleted ? Task.CompletedTask : done.Task.WaitAsync(cancellationToken);
+        if (_task.IsCompleted)
+        {
+            while (_drains.TryDequeue(out var d)) d.Done.TrySetResult();
+            return Task.CompletedTask;
+        }
+        return done.Task.WaitAsync(cancellationToken);
     }
 
     /// <summary>Observes what is queued, flushes, and disposes the observers that are disposable.</summary>

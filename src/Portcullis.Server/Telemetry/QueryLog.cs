@@ -54,7 +54,7 @@ public sealed class QueryLogConfig
     {
         if (Sample < 1) return "query-log: sample must be at least 1 (one query in N)";
         if (Keep < 0 || Keep > 1000) return "query-log: keep must be between 0 and 1000";
-        if (QueueSize < 1) return "query-log: queue-size must be at least 1";
+        if (QueueSize is < 1 or > 1 << 22) return "query-log: queue-size must be between 1 and 4194304";
         try { ParseSize(MaxSize); }
         catch (FormatException e) { return $"query-log: max-size: {e.Message}"; }
         foreach (var r in Rcodes ?? [])

@@ -145,6 +145,51 @@ public sealed class DetectorTests
         Assert.Equal(0, actions.Count);
     }
 
+    [Fact]
+    public void The_action_table_is_bounded_and_a_new_block_never_lifts_one_in_force()
+    {
+        var actions = new DetectorActions();
+        long now = T0.Ticks;
+        for (int i = 0; i < DetectorActions.MaxEntries + 500; i++)
+            actions.AddDomain(W($"d{i}.flood.example."), DetectorAction.Block, now, now + TimeSpan.FromMinutes(10).Ticks + i);
+        Assert.Equal(DetectorActions.MaxEntries, actions.Count);
+        // The ones that end first made room; the latest are all in force.
+        Assert.Equal(DetectorVerdict.Refuse, actions.Check(W($"x.d{DetectorActions.MaxEntries + 499}.flood.example."), Client, now));
+        Assert.Equal(DetectorVerdict.None, actions.Check(W("x.d0.flood.example."), Client, now));
+    }
+
+    [Fact]
+    public void Refused_and_dropped_queries_are_not_evidence_and_clients_are_not_blocked_unless_asked()
+    {
+        // Spoofed in a victim's name: refused by an ACL, dropped by RRL. None of it counts.
+        var alerts = new List<DetectorAlert>();
+        var detector = new TunnelDetector(new DetectorOptions { Action = DetectorAction.Block }, Psl.Value, hashSeed: 1) { AlertRaised = alerts.Add };
+        long t = T0.Ticks;
+        foreach (var (ticks, name, type) in Exfiltration("leak.example.com", 300, TimeSpan.FromSeconds(1), t))
+        {
+            var wire = W(name);
+            detector.Observe(new Portcullis.Server.Telemetry.QueryEvent
+            {
+                Time = new DateTime(ticks, DateTimeKind.Utc), Client = Client, Qname = wire, QType = type, QClass = RecordClass.IN,
+                QuerySize = 80, ResponseSize = 60, Rcode = Portcullis.Protocol.Messages.Rcode.Refused,
+                Policy = Portcullis.Server.Telemetry.QueryPolicy.AclRefused,
+            });
+            detector.Observe(new Portcullis.Server.Telemetry.QueryEvent
+            {
+                Time = new DateTime(ticks, DateTimeKind.Utc), Client = Client, Qname = wire, QType = type, QClass = RecordClass.IN,
+                QuerySize = 80, ResponseSize = 0, Policy = Portcullis.Server.Telemetry.QueryPolicy.RrlDrop,
+            });
+        }
+        Assert.Empty(alerts);
+        // Answered, the same traffic is caught; with action block the domain is blocked, the client is not
+        // (act-on-clients is off: over UDP its address proves nothing).
+        foreach (var (ticks, name, type) in Exfiltration("leak.example.com", 300, TimeSpan.FromSeconds(1), t))
+            detector.Observe(ticks, Client, W(name), type, 80, 200);
+        Assert.Contains(alerts, a => a.Kind == "domain");
+        Assert.Equal(DetectorVerdict.Refuse, detector.Actions.Check(W("x.leak.example.com."), Client, t));
+        Assert.Equal(DetectorVerdict.None, detector.Actions.Check(W("www.example.org."), Client, t));
+    }
+
     static IEnumerable<(long Ticks, string Name, RecordType Type)> Exfiltration(string domain, int count, TimeSpan every, long start)
     {
         var r = new Random(7);

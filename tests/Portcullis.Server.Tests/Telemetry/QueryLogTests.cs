@@ -172,6 +172,26 @@ public sealed class QueryLogTests
         Assert.Equal(stuck.Seen, hub.Observed);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task The_smallest_rings_still_deliver_and_stop(int capacity)
+    {
+        var observer = new StuckObserver();
+        observer.Release.Set();
+        var hub = new QueryEventHub([observer], capacity);
+        var query = DnsTestClient.Query("www.example.test.", RecordType.A).ToWire();
+        var client = new IPEndPoint(IPAddress.Loopback, 5353).Serialize();
+        for (int i = 0; i < 50; i++)
+        {
+            hub.Post(query, default, TransportKind.Udp, client, 0);
+            await hub.DrainAsync();
+        }
+        await hub.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(50, observer.Seen + hub.Dropped);
+        Assert.True(observer.Seen > 0);
+    }
+
     [Fact]
     public async Task Posting_from_the_query_path_allocates_nothing()
     {

@@ -21,7 +21,7 @@ public sealed class TopTalkersTests
     [Fact]
     public void The_heaviest_clients_and_names_top_the_lists_through_a_flood_of_one_off_names()
     {
-        var top = new TopTalkers(TimeSpan.FromSeconds(60), reported: 3);
+        var top = new TopTalkers(TimeSpan.FromSeconds(60), reported: 3, nowTicks: () => T0.AddSeconds(20).Ticks);
         var random = new Random(7);
         // 20,000 one-off names from 1,000 clients (a random-subdomain attack's shape) around three heavy hitters.
         for (int i = 0; i < 20_000; i++)
@@ -31,7 +31,6 @@ public sealed class TopTalkersTests
             if (i % 20 == 0) Feed(top, T0.AddMilliseconds(i), [192, 0, 2, 2], "MAIL.example.test.");
             if (i % 40 == 0) Feed(top, T0.AddMilliseconds(i), [192, 0, 2, 3], "api.example.test.");
         }
-        top.Publish();
         var clients = top.Current.Clients;
         var names = top.Current.Names;
         Assert.Equal(["192.0.2.1", "192.0.2.2", "192.0.2.3"], clients.Select(c => c.Key));
@@ -44,16 +43,20 @@ public sealed class TopTalkersTests
     [Fact]
     public void What_was_busy_two_windows_ago_leaves_the_lists()
     {
-        var top = new TopTalkers(TimeSpan.FromSeconds(10), reported: 5);
+        var now = T0;
+        var top = new TopTalkers(TimeSpan.FromSeconds(10), reported: 5, nowTicks: () => now.Ticks);
         Feed(top, T0, [192, 0, 2, 9], "old.example.test.", 500);
         Feed(top, T0.AddSeconds(6), [192, 0, 2, 8], "new.example.test.", 5);
-        top.Publish();
+        now = T0.AddSeconds(6);
         Assert.Contains(top.Current.Names, n => n.Key == "old.example.test.");   // within the window
         Feed(top, T0.AddSeconds(12), [192, 0, 2, 8], "new.example.test.", 5);
-        top.Publish();
+        now = T0.AddSeconds(12);
         Assert.DoesNotContain(top.Current.Names, n => n.Key == "old.example.test.");
         Assert.Equal(["192.0.2.8"], top.Current.Clients.Select(c => c.Key));
         Assert.Equal(10, top.Current.Names.Single().Count);
+        // An idle server: after a whole window without events the lists are empty, not frozen.
+        now = T0.AddSeconds(23);
+        Assert.Empty(top.Current.Names);
     }
 
     [Fact]
@@ -63,7 +66,6 @@ public sealed class TopTalkersTests
         using var server = new TestServer(c => c.Metrics.Listen = at.ToString(), ("example.test.", TestServer.ExampleZone));
         for (int i = 0; i < 12; i++) server.Client().Udp("toptalker.example.test.", RecordType.A);
         await server.Server.QueryEvents!.DrainAsync();
-        server.Server.TopTalkers!.Publish();   // no traffic flows now: the hub's thread is idle
 
         var samples = MetricsTests.Parse(await MetricsTests.Scrape(server.Server.MetricsEndpoint!));
         Assert.Equal(12, samples[MetricsTests.Key("portcullis_top_names_queries", ("name", "toptalker.example.test."))]);
