@@ -823,7 +823,7 @@ public sealed class QueryProcessor : IQueryProcessor
         // NOTIFY for a response policy zone kept by transfer (not served, so not in the catalog).
         if (!isUpdate && PolicyZones is { } policyZones && (zone is null || !DnsName.EqualsIgnoreCase(zone.Origin.Wire, qname)))
         {
-            var notified = policyZones.Notify(qname, client);
+            var notified = policyZones.Notify(qname, client, keyName);
             if (notified == NotifyOutcome.Accepted)
             {
                 h.AuthoritativeAnswer = true;   // as for a secondary zone's NOTIFY (RFC 1996 §4.7)

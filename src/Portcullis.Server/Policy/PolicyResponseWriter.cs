@@ -1,3 +1,4 @@
+using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Messages;
 using Portcullis.Protocol.Records;
 using Portcullis.Protocol.Wire;
@@ -71,7 +72,10 @@ public static class PolicyResponseWriter
             var type = policy.RecordTypeAt(trigger, i);
             if (type != qtype && qtype != RecordType.ANY) continue;
             any = true;
-            if (!w.TryWriteRecord(qname, type, RecordClass.IN, policy.RecordTtlAt(trigger, i), policy.RecordDataAt(trigger, i), DnsSection.Answer))
+            bool written = type == RecordType.CNAME
+                ? WriteCname(ref w, qname, policy.RecordTtlAt(trigger, i), policy.RecordDataAt(trigger, i))
+                : w.TryWriteRecord(qname, type, RecordClass.IN, policy.RecordTtlAt(trigger, i), policy.RecordDataAt(trigger, i), DnsSection.Answer);
+            if (!written)
             {
                 w.Header.Truncated = true;
                 return;
@@ -81,11 +85,35 @@ public static class PolicyResponseWriter
         for (int i = 0; i < count; i++)
         {
             if (policy.RecordTypeAt(trigger, i) != RecordType.CNAME) continue;
-            if (!w.TryWriteRecord(qname, RecordType.CNAME, RecordClass.IN, policy.RecordTtlAt(trigger, i), policy.RecordDataAt(trigger, i), DnsSection.Answer))
+            if (!WriteCname(ref w, qname, policy.RecordTtlAt(trigger, i), policy.RecordDataAt(trigger, i)))
                 w.Header.Truncated = true;
             return;
         }
         WriteSoa(in hit, ref w);   // the name has local data, none of this type: NODATA
+    }
+
+    /// <summary>
+    /// A local-data CNAME. A target "*.SUFFIX" rewrites to the query name with SUFFIX appended (the
+    /// RPZ walled-garden form, BIND's): www.bad.example with "*.garden.example." becomes
+    /// www.bad.example.garden.example. A rewritten name longer than 255 octets is answered
+    /// YXDOMAIN, as a DNAME substitution that does not fit is (RFC 6672 §2.2). False when the
+    /// record did not fit.
+    /// </summary>
+    private static bool WriteCname(ref DnsMessageWriter w, ReadOnlySpan<byte> qname, uint ttl, ReadOnlySpan<byte> target)
+    {
+        if (target.Length < 3 || target[0] != 1 || target[1] != (byte)'*')
+            return w.TryWriteRecord(qname, RecordType.CNAME, RecordClass.IN, ttl, target, DnsSection.Answer);
+        var suffix = target[2..];                 // the labels after "*", with the root
+        int nameLength = qname.Length - 1;        // the query name without its root label
+        if (nameLength + suffix.Length > DnsName.MaxLength)
+        {
+            w.Header.Rcode = (byte)Rcode.YXDomain;
+            return true;
+        }
+        Span<byte> rewritten = stackalloc byte[DnsName.MaxLength];
+        qname[..nameLength].CopyTo(rewritten);
+        suffix.CopyTo(rewritten[nameLength..]);
+        return w.TryWriteRecord(qname, RecordType.CNAME, RecordClass.IN, ttl, rewritten[..(nameLength + suffix.Length)], DnsSection.Answer);
     }
 
     private static void WriteSoa(in PolicyHit hit, ref DnsMessageWriter w)

@@ -236,24 +236,33 @@ public sealed class ResponsePolicyZones : IDisposable
 
     /// <summary>
     /// A NOTIFY (RFC 1996) whose zone is a transferred policy zone: accepted from its primaries (the
-    /// zone is not served, so no allow-notify of a zone applies), and its refresh woken. Returns
-    /// <see cref="Pipeline.NotifyOutcome.NotSecondary"/> for any other name. Called on the query path: only signals.
+    /// zone is not served, so no allow-notify of a zone applies) and, when the primary is reached
+    /// with a TSIG key, only when the NOTIFY was signed with that key (<paramref name="keyName"/>,
+    /// already verified; empty when unsigned); its refresh is woken. Returns
+    /// <see cref="Pipeline.NotifyOutcome.NotSecondary"/> for any other name. Called on the query
+    /// path: compares octets, allocates nothing, only signals.
     /// </summary>
-    public Pipeline.NotifyOutcome Notify(ReadOnlySpan<byte> zoneName, ReadOnlySpan<byte> client)
+    public Pipeline.NotifyOutcome Notify(ReadOnlySpan<byte> zoneName, ReadOnlySpan<byte> client, ReadOnlySpan<byte> keyName = default)
     {
         var transferred = _transferred;
+        Span<byte> primary = stackalloc byte[16];
         foreach (var (origin, entry) in transferred)
         {
             if (!DnsName.EqualsIgnoreCase(origin.Wire, zoneName)) continue;
             if (client.Length is 4 or 16)
             {
-                var address = new IPAddress(client);
                 foreach (var p in entry.Primaries)
-                    if (p.EndPoint.Address.Equals(address) || p.EndPoint.Address.IsIPv4MappedToIPv6 && p.EndPoint.Address.MapToIPv4().Equals(address))
-                    {
-                        entry.Engine.Notify();
-                        return Pipeline.NotifyOutcome.Accepted;
-                    }
+                {
+                    var address = p.EndPoint.Address;
+                    if (!address.TryWriteBytes(primary, out int length)) continue;
+                    var bytes = primary[..length];
+                    // An IPv4-mapped IPv6 primary matches the IPv4 client address (ClientAddress gives 4 octets for those).
+                    if (length == 16 && address.IsIPv4MappedToIPv6) bytes = bytes[12..];
+                    if (!bytes.SequenceEqual(client)) continue;
+                    if (p.Key is { } key && !DnsName.EqualsIgnoreCase(key.Name.Wire, keyName)) continue;
+                    entry.Engine.Notify();
+                    return Pipeline.NotifyOutcome.Accepted;
+                }
             }
             return Pipeline.NotifyOutcome.Refused;
         }

@@ -42,6 +42,7 @@ public sealed class PolicyServeTests : IDisposable
         local.fwd.test   A     192.0.2.99
         local.fwd.test   TXT   "blocked by policy"
         alias.fwd.test   CNAME www.fwd.test.
+        *.garden.fwd.test CNAME *.walled.example.
         tcp.fwd.test     CNAME rpz-tcp-only.
         www.example.test CNAME .
         """;
@@ -183,7 +184,10 @@ public sealed class PolicyServeTests : IDisposable
         Assert.Contains("status: NOERROR", none.Stdout);
         var alias = Dig("alias.fwd.test.", "A").EnsureSuccess();
         Assert.Matches(@"alias\.fwd\.test\.\s+300\s+IN\s+CNAME\s+www\.fwd\.test\.", alias.Stdout);
-        Assert.Equal(4, Count(SecurityReason.PolicyLocalData));
+        // The walled-garden form: "*.SUFFIX" rewrites to the query name with SUFFIX appended.
+        var garden = Dig("host.garden.fwd.test.", "A").EnsureSuccess();
+        Assert.Matches(@"host\.garden\.fwd\.test\.\s+300\s+IN\s+CNAME\s+host\.garden\.fwd\.test\.walled\.example\.", garden.Stdout);
+        Assert.Equal(5, Count(SecurityReason.PolicyLocalData));
     }
 
     [Fact]
