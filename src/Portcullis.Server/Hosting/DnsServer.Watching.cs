@@ -14,9 +14,9 @@ namespace Portcullis.Server.Hosting;
 public sealed partial class DnsServer
 {
     private static readonly object s_topLock = new();
-    private static volatile TopTalkers? s_top;
+    /// <summary>The servers running in this process (one in production; many in tests), read by the gauges.</summary>
+    private static volatile DnsServer[] s_servers = [];
     private static bool s_topRegistered;
-    private static volatile DnsServer? s_running;
     private static bool s_stateRegistered;
 
     /// <summary>The query log when query-log.file is set.</summary>
@@ -50,13 +50,12 @@ public sealed partial class DnsServer
             observers.Add(TopTalkers);
             lock (s_topLock)
             {
-                s_top = TopTalkers;
                 if (!s_topRegistered)
                 {
-                    // One pair of gauges per process (the meter is static); they read the running server's sketches.
-                    Meter.CreateObservableGauge("portcullis.top.clients.queries", () => TopMeasurements(s_top?.Current.Clients, "client"),
+                    // One pair of gauges per process (the meter is static); they read every running server's sketches.
+                    Meter.CreateObservableGauge("portcullis.top.clients.queries", () => TopMeasurements(static t => t.Current.Clients, "client"),
                         description: "Queries from the busiest clients over the sliding window (Space-Saving estimate).");
-                    Meter.CreateObservableGauge("portcullis.top.names.queries", () => TopMeasurements(s_top?.Current.Names, "name"),
+                    Meter.CreateObservableGauge("portcullis.top.names.queries", () => TopMeasurements(static t => t.Current.Names, "name"),
                         description: "Queries for the most asked names over the sliding window (Space-Saving estimate).");
                     s_topRegistered = true;
                 }
@@ -71,47 +70,60 @@ public sealed partial class DnsServer
     /// <summary>Where other watchers (the tunnel detector) join the hub.</summary>
     partial void AddWatchers(ServerConfig config, List<IQueryObserver> observers);
 
+    /// <summary>The top lists of every running server, a key's counts summed (one server in production).</summary>
     private static IEnumerable<Measurement<long>> TopMeasurements(
-        IReadOnlyList<(string Key, long Count, long Error)>? top, string tag)
+        Func<TopTalkers, IReadOnlyList<(string Key, long Count, long Error)>> list, string tag)
     {
-        if (top is null) yield break;
-        foreach (var (key, count, _) in top)
+        var sum = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var server in s_servers)
+            if (server.TopTalkers is { } top)
+                foreach (var (key, count, _) in list(top))
+                    sum[key] = sum.GetValueOrDefault(key) + count;
+        foreach (var (key, count) in sum)
             yield return new Measurement<long>(count, new KeyValuePair<string, object?>(tag, key));
+    }
+
+    private static long Sum(Func<DnsServer, long> value)
+    {
+        long total = 0;
+        foreach (var server in s_servers) total += value(server);
+        return total;
     }
 
     /// <summary>
     /// Observable instruments over the running server's state, read at scrape time (never on the query
     /// path): outgoing transfers, the resolver's cache, DNSSEC signing, the watchers' queues. The meter is
-    /// static, so they are registered once per process and read the server started last.
+    /// static, so they are registered once per process and sum over the running servers.
     /// </summary>
     private void RegisterStateInstruments()
     {
         lock (s_topLock)
         {
-            s_running = this;
+            s_servers = [.. s_servers, this];
             if (s_stateRegistered) return;
             s_stateRegistered = true;
         }
-        Meter.CreateObservableGauge("portcullis.transfers.out.active", () => s_running?.Processor.Transfers.Active ?? 0,
+        static Resolution.RecordCache? Cache(DnsServer s) => (s.Recursion as Resolution.IterativeResolver)?.Cache;
+        Meter.CreateObservableGauge("portcullis.transfers.out.active", () => Sum(s => s.Processor.Transfers.Active),
             description: "Outgoing zone transfers running now.");
-        Meter.CreateObservableCounter("portcullis.transfers.out", () => s_running is { } s
-            ? [new Measurement<long>(s.Processor.Transfers.Completed, new KeyValuePair<string, object?>("result", "completed")),
-               new Measurement<long>(s.Processor.Transfers.Abandoned, new KeyValuePair<string, object?>("result", "abandoned"))]
-            : Array.Empty<Measurement<long>>(), description: "Outgoing zone transfers (AXFR and IXFR) ended, by result.");
-        Meter.CreateObservableGauge("portcullis.cache.entries", () => (s_running?.Recursion as Resolution.IterativeResolver)?.Cache.Count ?? 0,
+        Meter.CreateObservableCounter("portcullis.transfers.out", () => (Measurement<long>[])
+            [new Measurement<long>(Sum(s => s.Processor.Transfers.Completed), new KeyValuePair<string, object?>("result", "completed")),
+             new Measurement<long>(Sum(s => s.Processor.Transfers.Abandoned), new KeyValuePair<string, object?>("result", "abandoned"))],
+            description: "Outgoing zone transfers (AXFR and IXFR) ended, by result.");
+        Meter.CreateObservableGauge("portcullis.cache.entries", () => Sum(s => Cache(s)?.Count ?? 0),
             description: "RRsets and negative answers in the resolver's cache.");
-        Meter.CreateObservableGauge("portcullis.cache.bytes", () => (s_running?.Recursion as Resolution.IterativeResolver)?.Cache.ApproximateBytes ?? 0,
+        Meter.CreateObservableGauge("portcullis.cache.bytes", () => Sum(s => Cache(s)?.ApproximateBytes ?? 0),
             unit: "bytes", description: "Approximate memory of the resolver's cache.");
-        Meter.CreateObservableCounter("portcullis.cache.evictions", () => (s_running?.Recursion as Resolution.IterativeResolver)?.Cache.Evictions ?? 0,
+        Meter.CreateObservableCounter("portcullis.cache.evictions", () => Sum(s => Cache(s)?.Evictions ?? 0),
             description: "Cache entries evicted to stay within cache-size.");
-        Meter.CreateObservableGauge("portcullis.dnssec.signatures.expire", () => s_running?.SigningMeasurements(next: false) ?? [],
+        Meter.CreateObservableGauge("portcullis.dnssec.signatures.expire", () => s_servers.SelectMany(s => s.SigningMeasurements(next: false)),
             unit: "s", description: "Seconds until the earliest signature of each signed zone expires.");
-        Meter.CreateObservableGauge("portcullis.dnssec.next.event", () => s_running?.SigningMeasurements(next: true) ?? [],
+        Meter.CreateObservableGauge("portcullis.dnssec.next.event", () => s_servers.SelectMany(s => s.SigningMeasurements(next: true)),
             unit: "s", description: "Seconds until each signed zone is next re-signed or its keys change state.");
-        Meter.CreateObservableCounter("portcullis.watch.dropped", () => s_running is { } s
-            ? [new Measurement<long>(s.Processor.Events?.Dropped ?? 0, new KeyValuePair<string, object?>("output", "query-events")),
-               new Measurement<long>(s.Processor.Dnstap?.Dropped ?? 0, new KeyValuePair<string, object?>("output", "dnstap"))]
-            : Array.Empty<Measurement<long>>(), description: "Query-log/detector events and dnstap messages dropped because their queue was full.");
+        Meter.CreateObservableCounter("portcullis.watch.dropped", () => (Measurement<long>[])
+            [new Measurement<long>(Sum(s => s.Processor.Events?.Dropped ?? 0), new KeyValuePair<string, object?>("output", "query-events")),
+             new Measurement<long>(Sum(s => s.Processor.Dnstap?.Dropped ?? 0), new KeyValuePair<string, object?>("output", "dnstap"))],
+            description: "Query-log/detector events and dnstap messages dropped because their queue was full.");
     }
 
     private List<Measurement<double>> SigningMeasurements(bool next)
@@ -137,10 +149,6 @@ public sealed partial class DnsServer
         Processor.Events = null;
         Processor.DetectorActions = null;
         hub?.Dispose();
-        lock (s_topLock)
-        {
-            if (s_top == TopTalkers) s_top = null;
-            if (s_running == this) s_running = null;
-        }
+        lock (s_topLock) s_servers = [.. s_servers.Where(s => s != this)];
     }
 }
