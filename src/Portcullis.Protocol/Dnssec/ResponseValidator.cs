@@ -5,14 +5,14 @@ using Portcullis.Protocol.Records;
 namespace Portcullis.Protocol.Dnssec;
 
 /// <summary>What a validator knows of a zone's keys: its state, and the validated DNSKEY RRset when secure.</summary>
-public readonly record struct SignerKeys(DnssecSecurity Security, IReadOnlyList<ResourceRecord> Keys, ValidationReason Reason = ValidationReason.None)
+public readonly record struct SignerKeys(DnssecSecurity Security, IReadOnlyList<ResourceRecord> Keys, ExtendedDnsErrorCode? Reason = null)
 {
     public static SignerKeys Insecure { get; } = new(DnssecSecurity.Insecure, []);
-    public static SignerKeys BogusFor(ValidationReason reason) => new(DnssecSecurity.Bogus, [], reason);
+    public static SignerKeys BogusFor(ExtendedDnsErrorCode reason) => new(DnssecSecurity.Bogus, [], reason);
 }
 
 /// <summary>The verdict on one response: the weakest state of its parts, the first bogus reason, and the TTL cap.</summary>
-public readonly record struct ResponseVerdict(DnssecSecurity Security, ValidationReason Reason, uint MaxTtl, string? Detail)
+public readonly record struct ResponseVerdict(DnssecSecurity Security, ExtendedDnsErrorCode? Reason, uint MaxTtl, string? Detail)
 {
     public bool IsSecure => Security == DnssecSecurity.Secure;
 }
@@ -66,7 +66,7 @@ public static class ResponseValidator
         if (soa is null)
         {
             // No SOA: a referral or a lame answer, not a negative answer this validator can judge.
-            state.Add(DnssecSecurity.Bogus, ValidationReason.DnssecBogus, uint.MaxValue, $"{target}: negative answer without SOA");
+            state.Add(DnssecSecurity.Bogus, ExtendedDnsErrorCode.DnssecBogus, uint.MaxValue, $"{target}: negative answer without SOA");
             return state.Result;
         }
         var zone = soa.Owner;
@@ -84,7 +84,7 @@ public static class ResponseValidator
             denial = nxdomain ? NsecProofs.NameError(nsecs, target, zone) : NsecProofs.NoData(nsecs, target, question.Type, zone);
         else
         {
-            state.Add(DnssecSecurity.Bogus, ValidationReason.NsecMissing, uint.MaxValue, $"{target}: no NSEC or NSEC3 records");
+            state.Add(DnssecSecurity.Bogus, ExtendedDnsErrorCode.NsecMissing, uint.MaxValue, $"{target}: no NSEC or NSEC3 records");
             return state.Result;
         }
         if (denial != DenialResult.Proven)
@@ -93,12 +93,12 @@ public static class ResponseValidator
         return state.Result;
     }
 
-    private static ValidationReason Reason(DenialResult d) => d switch
+    private static ExtendedDnsErrorCode? Reason(DenialResult d) => d switch
     {
-        DenialResult.Unsupported => ValidationReason.UnsupportedNsec3Iterations,
-        DenialResult.BudgetExceeded => ValidationReason.LimitExceeded,
-        DenialResult.OptOut => ValidationReason.None,
-        _ => ValidationReason.NsecMissing,
+        DenialResult.Unsupported => ExtendedDnsErrorCode.UnsupportedNsec3IterationsValue,
+        DenialResult.BudgetExceeded => ExtendedDnsErrorCode.DnssecBogus,   // a limit hit, told as Unbound tells it
+        DenialResult.OptOut => null,
+        _ => ExtendedDnsErrorCode.NsecMissing,
     };
 
     /// <summary>The validated NSEC and NSEC3 records of a section (bogus ones make the verdict bogus).</summary>
@@ -150,14 +150,14 @@ public static class ResponseValidator
             // Unsigned: fine only where the zone holding the owner is insecure.
             var keys = keysFor(set.Owner);
             return keys.Security == DnssecSecurity.Insecure
-                ? ValidationResult.InsecureFor(ValidationReason.None)
-                : ValidationResult.BogusFor(ValidationReason.RrsigsMissing);
+                ? ValidationResult.InsecureFor(null)
+                : ValidationResult.BogusFor(ExtendedDnsErrorCode.RrsigsMissing);
         }
         var signerKeys = keysFor(signer);
         return signerKeys.Security switch
         {
-            DnssecSecurity.Insecure => ValidationResult.InsecureFor(ValidationReason.None),
-            DnssecSecurity.Bogus => ValidationResult.BogusFor(signerKeys.Reason),
+            DnssecSecurity.Insecure => ValidationResult.InsecureFor(null),
+            DnssecSecurity.Bogus => ValidationResult.BogusFor(signerKeys.Reason ?? ExtendedDnsErrorCode.DnssecBogus),
             _ => RrsetValidator.Validate(set.Records, sigs, signer, signerKeys.Keys, now, ref budget),
         };
     }
@@ -181,11 +181,11 @@ public static class ResponseValidator
     private struct Verdict()
     {
         public DnssecSecurity Security = DnssecSecurity.Secure;
-        private ValidationReason _reason = ValidationReason.None;
+        private ExtendedDnsErrorCode? _reason = null;
         private uint _maxTtl = uint.MaxValue;
         private string? _detail;
 
-        public void Add(DnssecSecurity security, ValidationReason reason, uint maxTtl, string detail)
+        public void Add(DnssecSecurity security, ExtendedDnsErrorCode? reason, uint maxTtl, string detail)
         {
             _maxTtl = Math.Min(_maxTtl, maxTtl);
             if (Rank(security) <= Rank(Security)) return;

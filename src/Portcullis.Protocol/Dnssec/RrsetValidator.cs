@@ -1,3 +1,4 @@
+using Portcullis.Protocol.Messages;
 using System.Buffers.Binary;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
@@ -15,31 +16,22 @@ public enum DnssecSecurity : byte
     Bogus,
 }
 
-/// <summary>Why data is bogus (or insecure), as Extended DNS Error codes (RFC 8914 §4).</summary>
-public enum ValidationReason : ushort
-{
-    None = 0xFFFF,
-    /// <summary>EDE 0: a validation limit was hit (KeyTrap defences).</summary>
-    LimitExceeded = 0,
-    UnsupportedDnskeyAlgorithm = 1,
-    UnsupportedDsDigest = 2,
-    DnssecBogus = 6,
-    SignatureExpired = 7,
-    SignatureNotYetValid = 8,
-    DnskeyMissing = 9,
-    RrsigsMissing = 10,
-    NoZoneKeyBitSet = 11,
-    NsecMissing = 12,
-    /// <summary>EDE 27: NSEC3 with more iterations than accepted (RFC 9276 §3.2).</summary>
-    UnsupportedNsec3Iterations = 27,
-}
-
 /// <summary>The outcome of validating one RRset or one DNSKEY RRset.</summary>
-public readonly record struct ValidationResult(DnssecSecurity Security, ValidationReason Reason, int Labels = -1, uint MaxTtl = uint.MaxValue)
+/// <remarks>
+/// <see cref="Reason"/> is the Extended DNS Error (RFC 8914 §4) a client would be told: 6 DNSSEC Bogus,
+/// 7 Signature Expired, 8 Not Yet Valid, 9 DNSKEY Missing, 10 RRSIGs Missing, 11 No Zone Key Bit,
+/// 1/2 unsupported algorithm or digest (insecure); null when there is nothing to tell. A validation
+/// limit hit (<see cref="LimitExceeded"/>) is reported as DNSSEC Bogus, as Unbound reports it.
+/// </remarks>
+public readonly record struct ValidationResult(DnssecSecurity Security, ExtendedDnsErrorCode? Reason, int Labels = -1, uint MaxTtl = uint.MaxValue)
 {
-    public static ValidationResult Secured(int labels, uint maxTtl) => new(DnssecSecurity.Secure, ValidationReason.None, labels, maxTtl);
-    public static ValidationResult BogusFor(ValidationReason reason) => new(DnssecSecurity.Bogus, reason);
-    public static ValidationResult InsecureFor(ValidationReason reason) => new(DnssecSecurity.Insecure, reason);
+    /// <summary>Bogus because a KeyTrap limit of <see cref="ValidationBudget"/> was reached, not because a signature failed.</summary>
+    public bool LimitExceeded { get; init; }
+
+    public static ValidationResult Secured(int labels, uint maxTtl) => new(DnssecSecurity.Secure, null, labels, maxTtl);
+    public static ValidationResult BogusFor(ExtendedDnsErrorCode reason) => new(DnssecSecurity.Bogus, reason);
+    public static ValidationResult InsecureFor(ExtendedDnsErrorCode? reason) => new(DnssecSecurity.Insecure, reason);
+    public static ValidationResult Limit { get; } = new(DnssecSecurity.Bogus, ExtendedDnsErrorCode.DnssecBogus) { LimitExceeded = true };
 }
 
 /// <summary>
@@ -91,10 +83,10 @@ public static class RrsetValidator
     public static ValidationResult Validate(IReadOnlyList<ResourceRecord> rrset, IReadOnlyList<ResourceRecord> rrsigs, DnsName signer,
         IReadOnlyList<ResourceRecord> trustedKeys, DateTimeOffset now, ref ValidationBudget budget)
     {
-        if (rrset.Count == 0) return ValidationResult.BogusFor(ValidationReason.DnssecBogus);
+        if (rrset.Count == 0) return ValidationResult.BogusFor(ExtendedDnsErrorCode.DnssecBogus);
         var owner = rrset[0].Owner;
         var type = rrset[0].Type;
-        ValidationReason worst = ValidationReason.RrsigsMissing;
+        var worst = ExtendedDnsErrorCode.RrsigsMissing;
         int tried = 0;
         bool anySupported = false, anySignature = false;
         for (int s = 0; s < rrsigs.Count; s++)
@@ -117,35 +109,35 @@ public static class RrsetValidator
                 keyFound = true;
                 if (!DnsKey.IsZoneKey(key) || DnsKey.IsRevoked(key))
                 {
-                    worst = Worse(worst, ValidationReason.NoZoneKeyBitSet);
+                    worst = Worse(worst, ExtendedDnsErrorCode.NoZoneKeyBitSet);
                     continue;
                 }
                 keysTried++;
-                if (!budget.TrySpend()) return ValidationResult.BogusFor(ValidationReason.LimitExceeded);
+                if (!budget.TrySpend()) return ValidationResult.Limit;
                 var check = DnssecVerifier.Verify(sig.Data, owner, type, rrset, trustedKeys[k].Owner, key, now);
                 switch (check.Status)
                 {
                     case SignatureStatus.Valid:
                         return ValidationResult.Secured(r.Labels, MaxTtl(r.OriginalTtl, check.Expiration, now));
                     case SignatureStatus.Expired:
-                        worst = Worse(worst, ValidationReason.SignatureExpired);
+                        worst = Worse(worst, ExtendedDnsErrorCode.SignatureExpired);
                         break;
                     case SignatureStatus.NotYetValid:
-                        worst = Worse(worst, ValidationReason.SignatureNotYetValid);
+                        worst = Worse(worst, ExtendedDnsErrorCode.SignatureNotYetValid);
                         break;
                     default:
-                        worst = Worse(worst, ValidationReason.DnssecBogus);
+                        worst = Worse(worst, ExtendedDnsErrorCode.DnssecBogus);
                         break;
                 }
                 budget.Failed();
-                if (budget.Exhausted) return ValidationResult.BogusFor(ValidationReason.LimitExceeded);
+                if (budget.Exhausted) return ValidationResult.Limit;
             }
-            if (!keyFound) worst = Worse(worst, ValidationReason.DnskeyMissing);
+            if (!keyFound) worst = Worse(worst, ExtendedDnsErrorCode.DnskeyMissing);
         }
         // Signatures only with algorithms we do not implement: RFC 4035 §5.2 (and RFC 6840 §5.2)
         // make the zone insecure when its DS names only such algorithms; the caller decides that at
         // the DS. Here, with trusted keys in hand, data signed by none of them is bogus.
-        if (anySignature && !anySupported) return ValidationResult.BogusFor(ValidationReason.UnsupportedDnskeyAlgorithm);
+        if (anySignature && !anySupported) return ValidationResult.BogusFor(ExtendedDnsErrorCode.UnsupportedDnskeyAlgorithm);
         return ValidationResult.BogusFor(worst);
     }
 
@@ -187,9 +179,9 @@ public static class RrsetValidator
         }
         if (!anyUsableDs)
             return anyDs || anchorKeys.Count > 0
-                ? ValidationResult.InsecureFor(anyDs ? ValidationReason.UnsupportedDsDigest : ValidationReason.UnsupportedDnskeyAlgorithm)
-                : ValidationResult.BogusFor(ValidationReason.DnskeyMissing);
-        if (designated.Count == 0) return ValidationResult.BogusFor(ValidationReason.DnskeyMissing);
+                ? ValidationResult.InsecureFor(anyDs ? ExtendedDnsErrorCode.UnsupportedDsDigestType : ExtendedDnsErrorCode.UnsupportedDnskeyAlgorithm)
+                : ValidationResult.BogusFor(ExtendedDnsErrorCode.DnskeyMissing);
+        if (designated.Count == 0) return ValidationResult.BogusFor(ExtendedDnsErrorCode.DnskeyMissing);
         return Validate(dnskeys, rrsigs, zone, designated, now, ref budget);
     }
 
@@ -201,14 +193,14 @@ public static class RrsetValidator
     }
 
     /// <summary>The more telling of two reasons: a verified signature out of its window, then a bad one, then missing keys or signatures.</summary>
-    private static ValidationReason Worse(ValidationReason a, ValidationReason b) => Rank(b) > Rank(a) ? b : a;
+    private static ExtendedDnsErrorCode Worse(ExtendedDnsErrorCode a, ExtendedDnsErrorCode b) => Rank(b) > Rank(a) ? b : a;
 
-    private static int Rank(ValidationReason r) => r switch
+    private static int Rank(ExtendedDnsErrorCode r) => r switch
     {
-        ValidationReason.SignatureExpired or ValidationReason.SignatureNotYetValid => 5,
-        ValidationReason.DnssecBogus => 4,
-        ValidationReason.NoZoneKeyBitSet => 3,
-        ValidationReason.DnskeyMissing => 2,
+        ExtendedDnsErrorCode.SignatureExpired or ExtendedDnsErrorCode.SignatureNotYetValid => 5,
+        ExtendedDnsErrorCode.DnssecBogus => 4,
+        ExtendedDnsErrorCode.NoZoneKeyBitSet => 3,
+        ExtendedDnsErrorCode.DnskeyMissing => 2,
         _ => 1,
     };
 

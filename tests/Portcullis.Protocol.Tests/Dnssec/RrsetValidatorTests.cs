@@ -1,3 +1,4 @@
+using Portcullis.Protocol.Messages;
 using Portcullis.Protocol.Dnssec;
 using Portcullis.Protocol.Names;
 using Portcullis.Protocol.Records;
@@ -61,11 +62,11 @@ public sealed class RrsetValidatorTests : IDisposable
         var a = Set("www.example.test.", RecordType.A);
         var sigs = Sigs("www.example.test.", RecordType.A);
         var tampered = a.Select(r => new ResourceRecord(r.Owner, r.Type, r.Class, r.Ttl, [192, 0, 2, 66])).ToList();
-        Assert.Equal(ValidationReason.DnssecBogus, Check(tampered, sigs).Reason);
-        Assert.Equal(ValidationReason.SignatureExpired, Check(a, sigs, at: Now.AddDays(30)).Reason);
-        Assert.Equal(ValidationReason.SignatureNotYetValid, Check(a, sigs, at: Now.AddDays(-2)).Reason);
-        Assert.Equal(ValidationReason.RrsigsMissing, Check(a, []).Reason);
-        Assert.Equal(ValidationReason.DnskeyMissing, Check(a, sigs, []).Reason);
+        Assert.Equal(ExtendedDnsErrorCode.DnssecBogus, Check(tampered, sigs).Reason);
+        Assert.Equal(ExtendedDnsErrorCode.SignatureExpired, Check(a, sigs, at: Now.AddDays(30)).Reason);
+        Assert.Equal(ExtendedDnsErrorCode.SignatureNotYetValid, Check(a, sigs, at: Now.AddDays(-2)).Reason);
+        Assert.Equal(ExtendedDnsErrorCode.RrsigsMissing, Check(a, []).Reason);
+        Assert.Equal(ExtendedDnsErrorCode.DnskeyMissing, Check(a, sigs, []).Reason);
         Assert.All(new[] { Check(tampered, sigs), Check(a, []) }, r => Assert.Equal(DnssecSecurity.Bogus, r.Security));
     }
 
@@ -82,7 +83,7 @@ public sealed class RrsetValidatorTests : IDisposable
         using var other = DnssecPrivateKey.Generate(Zone, DnssecAlgorithm.EcdsaP256Sha256, ksk: true);
         budget = new ValidationBudget();
         var wrong = RrsetValidator.ValidateKeys(keys, sigs, Zone, [Ds(other)], [], Now, ref budget);
-        Assert.Equal((DnssecSecurity.Bogus, ValidationReason.DnskeyMissing), (wrong.Security, wrong.Reason));
+        Assert.Equal((DnssecSecurity.Bogus, ExtendedDnsErrorCode.DnskeyMissing), (wrong.Security, wrong.Reason));
         // A DNSKEY trust anchor (as root.key holds) works like a DS.
         budget = new ValidationBudget();
         var anchor = keys.First(k => DnsKey.IsSecureEntryPoint(k.Data));
@@ -99,7 +100,7 @@ public sealed class RrsetValidatorTests : IDisposable
         var privateAlg = new ResourceRecord(Zone, RecordType.DS, RecordClass.IN, 3600, [ds.Data[0], ds.Data[1], 253, .. ds.Data[3..]]);
         var budget = new ValidationBudget();
         var r = RrsetValidator.ValidateKeys(keys, sigs, Zone, [gost, privateAlg], [], Now, ref budget);
-        Assert.Equal((DnssecSecurity.Insecure, ValidationReason.UnsupportedDsDigest), (r.Security, r.Reason));
+        Assert.Equal((DnssecSecurity.Insecure, ExtendedDnsErrorCode.UnsupportedDsDigestType), (r.Security, r.Reason));
         // Next to a usable DS, the unusable ones change nothing.
         budget = new ValidationBudget();
         Assert.Equal(DnssecSecurity.Secure, RrsetValidator.ValidateKeys(keys, sigs, Zone, [gost, ds], [], Now, ref budget).Security);
@@ -142,7 +143,7 @@ public sealed class RrsetValidatorTests : IDisposable
         }
         var budget = new ValidationBudget();
         var r = RrsetValidator.Validate(a, sigs, Zone, keys, Now, ref budget);
-        Assert.Equal((DnssecSecurity.Bogus, ValidationReason.LimitExceeded), (r.Security, r.Reason));
+        Assert.Equal((DnssecSecurity.Bogus, ExtendedDnsErrorCode.DnssecBogus, true), (r.Security, r.Reason, r.LimitExceeded));
         Assert.InRange(budget.Verifications, 1, ValidationBudget.MaxVerifications);
         // Without the limits this would be 64 x 65 = 4,160 verifications.
         Assert.True(budget.Verifications <= ValidationBudget.MaxFailures, $"{budget.Verifications} verifications");

@@ -90,16 +90,16 @@ public sealed class ResponseValidatorTests
             if (www.Answers[i].Type == RecordType.A)
                 www.Answers[i] = new ResourceRecord(www.Answers[i].Owner, RecordType.A, RecordClass.IN, www.Answers[i].Ttl, [6, 6, 6, 6]);
         var forged = Check(www, "www.example.test.", RecordType.A, keys);
-        Assert.Equal((DnssecSecurity.Bogus, ValidationReason.DnssecBogus), (forged.Security, forged.Reason));
+        Assert.Equal((DnssecSecurity.Bogus, ExtendedDnsErrorCode.DnssecBogus), (forged.Security, forged.Reason));
 
         var unsigned = Ask(server, "www.example.test.", RecordType.A);
         unsigned.Answers.RemoveAll(r => r.Type == RecordType.RRSIG);
-        Assert.Equal(ValidationReason.RrsigsMissing, Check(unsigned, "www.example.test.", RecordType.A, keys).Reason);
+        Assert.Equal(ExtendedDnsErrorCode.RrsigsMissing, Check(unsigned, "www.example.test.", RecordType.A, keys).Reason);
 
         var nx = Ask(server, "nope.ent.example.test.", RecordType.A);
         nx.Authority.RemoveAll(r => r.Type is RecordType.NSEC or RecordType.NSEC3);
         var stripped = Check(nx, "nope.ent.example.test.", RecordType.A, keys);
-        Assert.Equal((DnssecSecurity.Bogus, ValidationReason.NsecMissing), (stripped.Security, stripped.Reason));
+        Assert.Equal((DnssecSecurity.Bogus, ExtendedDnsErrorCode.NsecMissing), (stripped.Security, stripped.Reason));
 
         // A wildcard answer whose proof is gone: the name might exist, the answer is not proven.
         var wild = Ask(server, "anything.example.test.", RecordType.A);
@@ -107,7 +107,7 @@ public sealed class ResponseValidatorTests
         Assert.Equal(DnssecSecurity.Bogus, Check(wild, "anything.example.test.", RecordType.A, keys).Security);
 
         var late = Check(Ask(server, "www.example.test.", RecordType.A), "www.example.test.", RecordType.A, keys, DateTimeOffset.UtcNow.AddDays(60));
-        Assert.Equal((DnssecSecurity.Bogus, ValidationReason.SignatureExpired), (late.Security, late.Reason));
+        Assert.Equal((DnssecSecurity.Bogus, ExtendedDnsErrorCode.SignatureExpired), (late.Security, late.Reason));
     }
 
     [Fact]
@@ -117,6 +117,6 @@ public sealed class ResponseValidatorTests
         var response = Ask(server, "www.example.test.", RecordType.A);
         Assert.Equal(DnssecSecurity.Insecure, Check(response, "www.example.test.", RecordType.A, _ => SignerKeys.Insecure).Security);
         var secureParent = Check(response, "www.example.test.", RecordType.A, _ => new SignerKeys(DnssecSecurity.Secure, []));
-        Assert.Equal((DnssecSecurity.Bogus, ValidationReason.RrsigsMissing), (secureParent.Security, secureParent.Reason));
+        Assert.Equal((DnssecSecurity.Bogus, ExtendedDnsErrorCode.RrsigsMissing), (secureParent.Security, secureParent.Reason));
     }
 }
