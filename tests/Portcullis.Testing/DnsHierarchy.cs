@@ -25,46 +25,20 @@ namespace Portcullis.Testing;
 /// <item>.200 is left for the resolver under test (<see cref="ResolverAddress"/>).</item>
 /// </list>
 /// </remarks>
-public sealed class DnsHierarchy : IDisposable
+public sealed class DnsHierarchy : LoopbackHierarchy
 {
     private static int _lastSubnet;
 
-    private readonly List<IDisposable> _owned = [];
     private readonly Dictionary<string, HierarchyServer> _servers = [];
 
-    public DnsHierarchy()
-    {
-        Subnet = ClaimSubnet();
-        Directory = System.IO.Directory.CreateTempSubdirectory("portcullis-hierarchy-").FullName;
-        try
-        {
-            Start();
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
-    }
+    public DnsHierarchy() : base(53, ref _lastSubnet, "portcullis-hierarchy-") => Start(Start);
 
-    /// <summary>N in 127.53.N.0/24.</summary>
-    public int Subnet { get; }
-
-    /// <summary>Holds the root hints file.</summary>
-    public string Directory { get; }
-
-    public IPAddress Address(int host) => new([127, 53, (byte)Subnet, (byte)host]);
-
-    /// <summary>Where the resolver under test should listen (port 53): 127.53.N.200.</summary>
-    public IPAddress ResolverAddress => Address(200);
 
     /// <summary>The root servers as a resolver takes them: (name, address), port 53.</summary>
     public IReadOnlyList<(string Name, IPAddress Address)> RootHints => [("ns.root-servers.test.", Address(1))];
 
     /// <summary>The root hints in zone-file form (what Unbound's root-hints: and BIND's hint zone read).</summary>
     public string RootHintsText => $". 3600000 NS ns.root-servers.test.\nns.root-servers.test. 3600000 A {Address(1)}\n";
-
-    public string RootHintsFile => Path.Combine(Directory, "root.hints");
 
     /// <summary>The counting front servers by role: root, test, example, sld, other, tcponly, evil, dead-silent.</summary>
     public IReadOnlyDictionary<string, HierarchyServer> Servers => _servers;
@@ -75,7 +49,6 @@ public sealed class DnsHierarchy : IDisposable
     /// <summary>Every query received by every server so far.</summary>
     public int TotalQueries => _servers.Values.Sum(s => s.Queries.Count);
 
-    private static int ClaimSubnet() => LoopbackSubnets.Claim(53, ref _lastSubnet);
 
     private void Start()
     {
@@ -103,7 +76,7 @@ public sealed class DnsHierarchy : IDisposable
             // Reported below, after the ones that started are owned.
         }
         foreach (var t in starting)
-            if (t.IsCompletedSuccessfully) _owned.Add(t.Result);
+            if (t.IsCompletedSuccessfully) Owned.Add(t.Result);
         if (starting.FirstOrDefault(t => !t.IsCompletedSuccessfully) is { } failed)
             throw failed.Exception!.InnerException!;
         foreach (var (role, host, _) in nsds)
@@ -116,7 +89,7 @@ public sealed class DnsHierarchy : IDisposable
     private void Add(string role, int host, Func<byte[], bool, CancellationToken, Task<byte[]?>> handler)
     {
         var server = new HierarchyServer(role, new IPEndPoint(Address(host), 53), handler);
-        _owned.Add(server);
+        Owned.Add(server);
         _servers[role] = server;
     }
 
@@ -311,19 +284,6 @@ public sealed class DnsHierarchy : IDisposable
         return text.ToString();
     }
 
-    public void Dispose()
-    {
-        foreach (var d in Enumerable.Reverse(_owned)) d.Dispose();
-        _owned.Clear();
-        try
-        {
-            System.IO.Directory.Delete(Directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Left in the temp directory; harmless.
-        }
-    }
 }
 
 /// <summary>One row of the resolver scenario table.</summary>

@@ -57,3 +57,69 @@ public static class ResolverProbe
         throw new TimeoutException($"{name} did not answer on {endPoint}.\nLog:\n{log()}");
     }
 }
+
+/// <summary>
+/// What the test hierarchies share: a 127.X.N.0/24 of their own (<see cref="LoopbackSubnets"/>), a
+/// temporary directory, the processes and sockets they started (<see cref="Owned"/>, disposed in
+/// reverse order) and the resolver's address .200.
+/// </summary>
+public abstract class LoopbackHierarchy : IDisposable
+{
+    private readonly byte _second;
+
+    /// <summary>What Dispose stops, last started first.</summary>
+    protected List<IDisposable> Owned { get; } = [];
+
+    protected LoopbackHierarchy(byte second, ref int lastSubnet, string directoryPrefix)
+    {
+        _second = second;
+        Subnet = LoopbackSubnets.Claim(second, ref lastSubnet);
+        Directory = System.IO.Directory.CreateTempSubdirectory(directoryPrefix).FullName;
+    }
+
+    /// <summary>N in 127.X.N.0/24.</summary>
+    public int Subnet { get; }
+
+    /// <summary>Root hints, zone files, keys: whatever the hierarchy writes.</summary>
+    public string Directory { get; }
+
+    public IPAddress Address(int host) => new([127, _second, (byte)Subnet, (byte)host]);
+
+    /// <summary>Where the resolver under test listens (port 53) and sends from: .200.</summary>
+    public IPAddress ResolverAddress => Address(200);
+
+    public string RootHintsFile => Path.Combine(Directory, "root.hints");
+
+    /// <summary>Runs the start-up; on failure, stops what was started and rethrows.</summary>
+    protected void Start(Action start)
+    {
+        try
+        {
+            start();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>True keeps the directory after Dispose (to look at it).</summary>
+    protected virtual bool KeepDirectory => false;
+
+    public void Dispose()
+    {
+        foreach (var d in Enumerable.Reverse(Owned)) d.Dispose();
+        Owned.Clear();
+        if (KeepDirectory) return;
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Left in the temp directory; harmless.
+        }
+        GC.SuppressFinalize(this);
+    }
+}

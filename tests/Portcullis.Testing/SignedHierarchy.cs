@@ -30,7 +30,7 @@ namespace Portcullis.Testing;
 /// without changing any scenario); ed.test has ED25519, rsa.test RSASHA256, and the KeyTrap zone has
 /// that RSA key as its KSK and its modulus in the colliding keys. Answers are 192.0.2.x so that <see cref="Scenarios"/> need not know N.</para>
 /// </remarks>
-public sealed class SignedHierarchy : IDisposable
+public sealed class SignedHierarchy : LoopbackHierarchy
 {
     /// <summary>KeyTrap zone: DNSKEYs sharing one key tag (besides the zone's real KSK, which has another).</summary>
     public const int KeyTrapKeys = 100;
@@ -42,41 +42,21 @@ public sealed class SignedHierarchy : IDisposable
     public const int ManyIterations = 500;
 
     private static int _lastSubnet;
-    private readonly List<IDisposable> _owned = [];
     private readonly Dictionary<string, IPAddress> _zoneAddresses = [];
 
-    public SignedHierarchy()
+    public SignedHierarchy() : base(55, ref _lastSubnet, "portcullis-signed-") => Start(() =>
     {
-        Subnet = ClaimSubnet();
-        Directory = System.IO.Directory.CreateTempSubdirectory("portcullis-signed-").FullName;
-        try
-        {
-            var clock = Stopwatch.StartNew();
-            var signed = Build();
-            BuildTime = clock.Elapsed;
-            clock.Restart();
-            Serve(signed);
-            StartTime = clock.Elapsed;
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
-    }
+        var clock = Stopwatch.StartNew();
+        var signed = Build();
+        BuildTime = clock.Elapsed;
+        clock.Restart();
+        Serve(signed);
+        StartTime = clock.Elapsed;
+    });
 
-    /// <summary>N in 127.55.N.0/24.</summary>
-    public int Subnet { get; }
+    /// <summary>For looking at the zones after a run: PORTCULLIS_KEEP_SIGNED_HIERARCHY=1 keeps the directory.</summary>
+    protected override bool KeepDirectory => Environment.GetEnvironmentVariable("PORTCULLIS_KEEP_SIGNED_HIERARCHY") == "1";
 
-    /// <summary>Keys, zone files (unsigned and signed), root hints and trust anchor.</summary>
-    public string Directory { get; }
-
-    public IPAddress Address(int host) => new([127, 55, (byte)Subnet, (byte)host]);
-
-    /// <summary>Where the resolver under test should listen (port 53) and send from: 127.55.N.200.</summary>
-    public IPAddress ResolverAddress => Address(200);
-
-    public string RootHintsFile => Path.Combine(Directory, "root.hints");
 
     /// <summary>The root KSK's DS in zone-file syntax (Unbound's <c>trust-anchor-file</c>, BIND's <c>trust-anchors</c> as initial-ds).</summary>
     public string TrustAnchorFile => Path.Combine(Directory, "root.ds");
@@ -104,7 +84,6 @@ public sealed class SignedHierarchy : IDisposable
     /// <summary>Starting the NSDs until every zone answers.</summary>
     public TimeSpan StartTime { get; private set; }
 
-    private static int ClaimSubnet() => LoopbackSubnets.Claim(55, ref _lastSubnet);
 
     // ---- Zones ----
 
@@ -359,7 +338,7 @@ public sealed class SignedHierarchy : IDisposable
             // Reported below, after the ones that started are owned.
         }
         foreach (var t in starting)
-            if (t.IsCompletedSuccessfully) _owned.Add(t.Result);
+            if (t.IsCompletedSuccessfully) Owned.Add(t.Result);
         if (starting.FirstOrDefault(t => !t.IsCompletedSuccessfully) is { } failed)
             throw failed.Exception!.InnerException!;
     }
@@ -462,21 +441,6 @@ public sealed class SignedHierarchy : IDisposable
         return text.ToString();
     }
 
-    public void Dispose()
-    {
-        foreach (var d in Enumerable.Reverse(_owned)) d.Dispose();
-        _owned.Clear();
-        // For looking at the zones after a run: PORTCULLIS_KEEP_SIGNED_HIERARCHY=1 keeps the directory.
-        if (Environment.GetEnvironmentVariable("PORTCULLIS_KEEP_SIGNED_HIERARCHY") == "1") return;
-        try
-        {
-            System.IO.Directory.Delete(Directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Left in the temp directory; harmless.
-        }
-    }
 }
 
 public enum ValidationOutcome { Secure, Insecure, Bogus }
