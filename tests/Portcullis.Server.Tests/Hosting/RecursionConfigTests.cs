@@ -150,7 +150,7 @@ public sealed class RecursionConfigTests : IDisposable
     public void The_server_builds_the_resolver_from_the_section_and_rebuilds_it_only_when_reload_changes_it()
     {
         var built = new List<CountedRecursion>();
-        string yaml = "listen: [\"127.0.0.1:0\"]\nrecursion:\n  cache-size: 8\n";
+        string yaml = $"listen: [\"{Support.TestServer.NextAddress()}:0\"]\nrecursion:\n  cache-size: 8\n";
         var file = Write("p.yaml", yaml);
         using var server = new DnsServer(ConfigLoader.Load(file), NullLoggerFactory.Instance, () => ConfigLoader.Load(file),
             recursion: (options, _, _) => { var r = new CountedRecursion(options); built.Add(r); return r; });
@@ -160,7 +160,7 @@ public sealed class RecursionConfigTests : IDisposable
         Assert.Equal(8L << 20, built[0].Options.CacheBytes);
         server.Reload();
         Assert.Single(built);   // unchanged section: the cache is kept
-        File.WriteAllText(file, yaml.Replace("8", "16"));
+        File.WriteAllText(file, yaml.Replace("cache-size: 8", "cache-size: 16"));
         server.Reload();
         Assert.Equal(2, built.Count);
         Assert.True(built[0].Disposed);
