@@ -60,6 +60,9 @@ public sealed class KnotSecondary : SecondaryPeer
                 listen: 127.0.0.1@{Port}
                 udp-workers: 1
                 tcp-workers: 1
+                # Knot gives a TCP message 500 ms by default (outgoing transfers too): a loaded
+                # test machine can be slower than that, and the transfer is cut mid-stream.
+                tcp-io-timeout: 10000
                 background-workers: 1
             database:
                 storage: "{Directory}"
