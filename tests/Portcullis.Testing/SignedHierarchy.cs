@@ -98,7 +98,7 @@ public sealed class SignedHierarchy : LoopbackHierarchy
         public Func<string, string>? Edit { get; init; }
     }
 
-    private sealed record Keys(SignedKey RootKsk, SignedKey RootZsk, SignedKey Tld, SignedKey Sld, SignedKey Stray, SignedKey Ed, SignedKey Rsa);
+    private sealed record Keys(SignedKey RootKsk, SignedKey RootZsk, SignedKey Tld, SignedKey Sld, SignedKey Stray, SignedKey Ed, SignedKey Rsa, SignedKey Sha1);
 
     private Keys MakeKeys()
     {
@@ -106,9 +106,10 @@ public sealed class SignedHierarchy : LoopbackHierarchy
         // Independent processes: run them side by side (RSA takes the longest).
         var rsa = Task.Run(() => SignedKey.Generate(dir, "RSASHA256", ksk: true, bits: 2048));
         var ed = Task.Run(() => SignedKey.Generate(dir, "ED25519", ksk: true));
+        var sha1 = Task.Run(() => SignedKey.Generate(dir, "RSASHA1", ksk: true, bits: 2048));
         var ecdsa = Enumerable.Range(0, 5).Select(i => Task.Run(() => SignedKey.Generate(dir, "ECDSAP256SHA256", ksk: i != 1))).ToArray();
-        Task.WaitAll([rsa, ed, .. ecdsa], TimeSpan.FromSeconds(60));
-        return new Keys(ecdsa[0].Result, ecdsa[1].Result, ecdsa[2].Result, ecdsa[3].Result, ecdsa[4].Result, ed.Result, rsa.Result);
+        Task.WaitAll([rsa, ed, sha1, .. ecdsa], TimeSpan.FromSeconds(60));
+        return new Keys(ecdsa[0].Result, ecdsa[1].Result, ecdsa[2].Result, ecdsa[3].Result, ecdsa[4].Result, ed.Result, rsa.Result, sha1.Result);
     }
 
     private static string Soa(string origin) =>
@@ -131,6 +132,7 @@ public sealed class SignedHierarchy : LoopbackHierarchy
             new("wild.test.", 3, Signing.Nsec, Sld("wild.test.", 3, "192.0.2.5", "*.wild.test. A 192.0.2.50\n")),
             new("ed.test.", 3, Signing.Nsec, Sld("ed.test.", 3, "192.0.2.6")) { Key = k.Ed },
             new("rsa.test.", 3, Signing.Nsec, Sld("rsa.test.", 3, "192.0.2.7")) { Key = k.Rsa },
+            new("sha1.test.", 3, Signing.Nsec, Sld("sha1.test.", 3, "192.0.2.24")) { Key = k.Sha1 },
             new("sub.secure-nsec.test.", 4, Signing.Nsec, Sld("sub.secure-nsec.test.", 4, "192.0.2.8")),
             new("insecure.test.", 3, Signing.None, Sld("insecure.test.", 3, "192.0.2.9")),
             new("iter.test.", 3, Signing.Nsec3ManyIterations, Sld("iter.test.", 3, "192.0.2.21")),
@@ -370,6 +372,8 @@ public sealed class SignedHierarchy : LoopbackHierarchy
         new("wildcard-nodata", "anything.wild.test.", "AAAA", ValidationOutcome.Secure, null, "NSEC of *.wild.test lacks AAAA, another covers anything.wild.test"),
         new("ed25519", "www.ed.test.", "A", ValidationOutcome.Secure, null, "algorithm 15") { Data = "192.0.2.6" },
         new("rsasha256", "www.rsa.test.", "A", ValidationOutcome.Secure, null, "algorithm 8, 2048 bits") { Data = "192.0.2.7" },
+        new("rsasha1", "www.sha1.test.", "A", ValidationOutcome.Secure, null, "algorithm 5 (RSASHA1, an old zone): secure unless the operator turns SHA-1 off")
+            { Data = "192.0.2.24" },
         new("optout-signed", "www.optout.test.", "A", ValidationOutcome.Secure, null, "signed data in an NSEC3 opt-out zone") { Data = "192.0.2.3" },
         new("optout-delegation", "www.unsigned.optout.test.", "A", ValidationOutcome.Insecure, null,
             "unsigned delegation with no NSEC3 of its own: the opt-out NSEC3 covering it proves it insecure (RFC 5155 §8.9)") { Data = "192.0.2.4" },

@@ -367,3 +367,29 @@ public struct Nsec3Budget
     /// <summary>Takes one hash from the budget; false when it is spent.</summary>
     public bool Charge() => ++_used <= (_limit > 0 ? _limit : MaxHashes);
 }
+
+/// <summary>What validated denial records say about a zone cut (a validator walking down a chain of trust).</summary>
+public static class CutProofs
+{
+    /// <summary>
+    /// Whether the NSEC or NSEC3 records proving "no DS at <paramref name="name"/>" also show that the
+    /// name is a delegation — NS without SOA in the bitmap of the record matching it (RFC 4035 §5.2,
+    /// RFC 5155 §8.6) — and so an insecure delegation, rather than a name inside the zone with no
+    /// DS because it is no cut at all. <paramref name="records"/> must already be validated.
+    /// </summary>
+    public static bool ShowsDelegation(IReadOnlyList<ResourceRecord> records, DnsName name)
+    {
+        Span<byte> hash = stackalloc byte[ZoneData.Nsec3HashLength];
+        foreach (var r in records)
+        {
+            if (r.Type == RecordType.NSEC && r.Owner == name && NsecRecord.From(r) is { } n) return n.IsDelegation;
+            if (r.Type == RecordType.NSEC3 && Nsec3Record.From(r) is { } n3 && n3.HashAlgorithm == 1
+                && n3.Iterations <= Nsec3Budget.MaxIterations && name.IsSubdomainOf(n3.Zone))
+            {
+                Nsec3Proofs.Hash(name, n3.Salt, n3.Iterations, hash);
+                if (n3.Matches(hash)) return n3.IsDelegation;
+            }
+        }
+        return false;
+    }
+}

@@ -42,6 +42,15 @@ public static class ResponseValidator
         foreach (var set in answers)
         {
             if (set.Type == RecordType.RRSIG) continue;
+            // A CNAME synthesised from a DNAME in the answer is unsigned (RFC 6672 §5.3.1): the
+            // DNAME is validated, and the resolver builds its own CNAME from it.
+            if (set.Type == RecordType.CNAME && !HasSignatures(set, answers)
+                && answers.Exists(d => d.Type == RecordType.DNAME && set.Owner.IsSubdomainOf(d.Owner) && set.Owner != d.Owner))
+            {
+                if (set.Owner == target && set.Records.Count > 0 && DnsName.TryMeasureWire(set.Records[0].Data, out int cl, out _))
+                    target = DnsName.FromWire(set.Records[0].Data.AsSpan(0, cl));
+                continue;
+            }
             var result = ValidateSet(set, answers, keysFor, now, ref budget, out var signer);
             state.Add(result.Security, result.Reason, result.MaxTtl, $"{set.Owner} {RecordTypes.ToText(set.Type)}");
             if (result.Security == DnssecSecurity.Secure && result.Labels < set.Owner.LabelCount && !set.Owner.IsWildcard)
@@ -148,10 +157,14 @@ public static class ResponseValidator
         if (signer is null || !set.Owner.IsSubdomainOf(signer))
         {
             // Unsigned: fine only where the zone holding the owner is insecure.
+            // In a zone already found bogus (its keys missing or broken), that is the reason given.
             var keys = keysFor(set.Owner);
-            return keys.Security == DnssecSecurity.Insecure
-                ? ValidationResult.InsecureFor(null)
-                : ValidationResult.BogusFor(ExtendedDnsErrorCode.RrsigsMissing);
+            return keys.Security switch
+            {
+                DnssecSecurity.Insecure => ValidationResult.InsecureFor(null),
+                DnssecSecurity.Bogus when keys.Reason is { } reason => ValidationResult.BogusFor(reason),
+                _ => ValidationResult.BogusFor(ExtendedDnsErrorCode.RrsigsMissing),
+            };
         }
         var signerKeys = keysFor(signer);
         return signerKeys.Security switch
@@ -160,6 +173,15 @@ public static class ResponseValidator
             DnssecSecurity.Bogus => ValidationResult.BogusFor(signerKeys.Reason ?? ExtendedDnsErrorCode.DnssecBogus),
             _ => RrsetValidator.Validate(set.Records, sigs, signer, signerKeys.Keys, now, ref budget),
         };
+    }
+
+    private static bool HasSignatures(RecordSet set, List<RecordSet> section)
+    {
+        foreach (var s in section)
+            if (s.Type == RecordType.RRSIG && s.Owner == set.Owner)
+                foreach (var r in s.Records)
+                    if (Rrsig.TryRead(r.Data, out var rrsig) && rrsig.TypeCovered == set.Type) return true;
+        return false;
     }
 
     private sealed record RecordSet(DnsName Owner, RecordType Type, List<ResourceRecord> Records);

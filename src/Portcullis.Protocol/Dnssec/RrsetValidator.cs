@@ -53,6 +53,21 @@ public struct ValidationBudget
 
     private int _verifications, _failures;
 
+    /// <summary>
+    /// The operator's SHA-1 policy: when set, RSASHA1 and RSASHA1-NSEC3-SHA1 signatures (algorithms
+    /// 5 and 7) and SHA-1 DS digests count as not implemented, so zones that rely on them are
+    /// insecure rather than secure (RFC 4035 §5.2) — what RHEL's crypto policy does to BIND and
+    /// Unbound. Off by default: RFC 8624 §3.1 still has validators implement them.
+    /// </summary>
+    public bool Sha1Disabled { readonly get; init; }
+
+    /// <summary>Whether signatures of <paramref name="algorithm"/> are verified here under this policy.</summary>
+    public readonly bool Allows(DnssecAlgorithm algorithm) =>
+        DnssecAlgorithms.IsSupported(algorithm) && !(Sha1Disabled && algorithm is DnssecAlgorithm.RsaSha1 or DnssecAlgorithm.RsaSha1Nsec3Sha1);
+
+    /// <summary>Whether DS digests of <paramref name="digest"/> are checked here under this policy.</summary>
+    public readonly bool Allows(DsDigestType digest) => DsDigest.IsSupported(digest) && !(Sha1Disabled && digest == DsDigestType.Sha1);
+
     public readonly int Verifications => _verifications;
     public readonly int Failures => _failures;
     public readonly bool Exhausted => _verifications >= MaxVerifications || _failures >= MaxFailures;
@@ -96,7 +111,7 @@ public static class RrsetValidator
             if (!Rrsig.TryRead(sig.Data, out var r) || r.TypeCovered != type) continue;
             if (!DnsName.EqualsIgnoreCase(r.SignerName, signer.Wire)) continue;
             anySignature = true;
-            if (!DnssecAlgorithms.IsSupported(r.Algorithm)) continue;
+            if (!budget.Allows(r.Algorithm)) continue;
             anySupported = true;
             if (++tried > ValidationBudget.MaxSignaturesPerRrset) break;
             int keysTried = 0;
@@ -156,14 +171,14 @@ public static class RrsetValidator
         bool anyUsableDs = false, anySha256 = false, anyDs = false;
         foreach (var d in ds)
             if (d.Type == RecordType.DS && d.Data.Length > 4 && (DsDigestType)d.Data[3] is DsDigestType.Sha256 or DsDigestType.Sha384
-                && DnssecAlgorithms.IsSupported((DnssecAlgorithm)d.Data[2]))
+                && budget.Allows((DnssecAlgorithm)d.Data[2]))
                 anySha256 = true;
         foreach (var d in ds)
         {
             if (d.Type != RecordType.DS || d.Data.Length < 5) continue;
             anyDs = true;
             var digest = (DsDigestType)d.Data[3];
-            if (!DsDigest.IsSupported(digest) || !DnssecAlgorithms.IsSupported((DnssecAlgorithm)d.Data[2])) continue;
+            if (!budget.Allows(digest) || !budget.Allows((DnssecAlgorithm)d.Data[2])) continue;
             if (digest == DsDigestType.Sha1 && anySha256) continue;   // RFC 4509 §3
             anyUsableDs = true;
             foreach (var k in dnskeys)
@@ -172,7 +187,7 @@ public static class RrsetValidator
         }
         foreach (var a in anchorKeys)
         {
-            if (a.Type != RecordType.DNSKEY || !DnssecAlgorithms.IsSupported(DnsKey.Algorithm(a.Data))) continue;
+            if (a.Type != RecordType.DNSKEY || !budget.Allows(DnsKey.Algorithm(a.Data))) continue;
             anyUsableDs = true;
             foreach (var k in dnskeys)
                 if (k.Type == RecordType.DNSKEY && k.Data.AsSpan().SequenceEqual(a.Data) && !designated.Contains(k)) designated.Add(k);

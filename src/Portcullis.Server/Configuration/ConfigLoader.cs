@@ -224,6 +224,11 @@ public static class ConfigLoader
             // Read now: a broken file stops the start (or the reload), pointing at its line.
             RootHints.Load(hints);
         }
+        for (int i = 0; i < r.TrustAnchorFiles.Count; i++)
+            if (path is not null && !Path.IsPathRooted(r.TrustAnchorFiles[i]))
+                r.TrustAnchorFiles[i] = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, r.TrustAnchorFiles[i]));
+        // The anchors are read now too: a broken file or name stops the start, naming it.
+        if (r.DnssecValidation) Validation.TrustAnchors.Load(r.TrustAnchorFiles, r.NegativeTrustAnchors);
     }
 
     /// <summary>A forwarder, "ADDRESS[@PORT]" (Unbound's forward-addr); no key.</summary>

@@ -266,6 +266,14 @@ public sealed class RecursionConfig
     public int MaxInFlight { get; set; } = DefaultMaxInFlight;
     /// <summary>Local addresses upstream queries leave from (Unbound's outgoing-interface); empty = any.</summary>
     public List<string> OutgoingInterface { get; set; } = [];
+    /// <summary>DNSSEC validation of everything resolved (RFC 4033–4035), on by default as in Unbound and BIND.</summary>
+    public bool DnssecValidation { get; set; } = true;
+    /// <summary>Trust anchor files (zone-file DS/DNSKEY lines, Unbound's trust-anchor-file); empty = Debian's /usr/share/dns/root.key, else the built-in IANA root DS.</summary>
+    public List<string> TrustAnchorFiles { get; set; } = [];
+    /// <summary>Zones validated as insecure whatever their signatures say (RFC 7646 negative trust anchors).</summary>
+    public List<string> NegativeTrustAnchors { get; set; } = [];
+    /// <summary>Trust RSASHA1 signatures and SHA-1 DS digests (true, as Unbound and BIND on Debian); false makes zones relying on them insecure.</summary>
+    public bool DnssecSha1 { get; set; } = true;
 }
 
 public sealed class LimitsConfig

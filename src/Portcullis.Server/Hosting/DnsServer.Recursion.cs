@@ -48,6 +48,8 @@ public sealed partial class DnsServer
             _logger.LogInformation("recursion on for allow-recursion ({Acl}): {Mode}", Processor.Options.Security.Recursion.Description,
                 r.Forwarders.Count > 0 ? $"forwarding to {string.Join(", ", r.Forwarders)}"
                     : r.RootHints is null ? "from the built-in root hints" : $"from the root hints in {r.RootHints}");
+            _logger.LogInformation("DNSSEC validation: {Validation}", r.DnssecValidation
+                ? $"on, trust anchors from {(fresh as IterativeResolver)?.Anchors?.Source ?? "the configuration"}" : "off (dnssec-validation: false)");
         }
         else if (r.Enabled && _recursionFactory is null)
             _logger.LogInformation("recursion is enabled but this build has no resolver: names outside the zones are refused");
@@ -85,6 +87,8 @@ public sealed partial class DnsServer
             OutgoingAddresses = r.OutgoingInterface.Select(System.Net.IPAddress.Parse).ToArray(),
             ServeStale = r.ServeStale,
             Prefetch = r.Prefetch,
+            TrustAnchors = r.DnssecValidation ? Validation.TrustAnchors.Load(r.TrustAnchorFiles, r.NegativeTrustAnchors) : null,
+            AllowSha1 = r.DnssecSha1,
         };
     }
 
@@ -93,5 +97,7 @@ public sealed partial class DnsServer
         r.RootHints ?? "", r.RootHints is { } f && File.Exists(f) ? File.ReadAllText(f) : "",
         string.Join(",", r.Forwarders),
         string.Join(";", r.ForwardZones.OrderBy(z => z.Key, StringComparer.OrdinalIgnoreCase).Select(z => z.Key + "=" + string.Join(",", z.Value))),
-        r.CacheSize, r.CacheMinTtl, r.CacheMaxTtl, r.CacheMaxNegativeTtl, r.QnameMinimisation, r.ServeStale, r.Prefetch, string.Join(",", r.OutgoingInterface));
+        r.CacheSize, r.CacheMinTtl, r.CacheMaxTtl, r.CacheMaxNegativeTtl, r.QnameMinimisation, r.ServeStale, r.Prefetch, string.Join(",", r.OutgoingInterface),
+        r.DnssecValidation, string.Join(",", r.TrustAnchorFiles), string.Join(",", r.TrustAnchorFiles.Select(f => File.Exists(f) ? File.ReadAllText(f) : "")),
+        string.Join(",", r.NegativeTrustAnchors), r.DnssecSha1);
 }

@@ -616,13 +616,19 @@ public sealed class QueryProcessor : IQueryProcessor
         var w = new DnsMessageWriter(response[..(maxSize - reply.Size)]);
         w.Header = h;
         w.TryWriteQuestion(qname, qtype, qclass);
-        if (recursion.TryAnswerFromCache(qname, qtype, qclass, reply.DnssecOk, ref w, out var rcode, out bool truncated))
+        // RFC 6840 §5.7: AD for secure data when the client set DO or AD.
+        bool wantsAd = reply.DnssecOk || (query.Length > 3 && (query[3] & 0x20) != 0);
+        if (recursion.TryAnswerFromCache(qname, qtype, qclass, reply.DnssecOk, h.CheckingDisabled, ref w, out var cached))
         {
             _counters.Count(SecurityReason.RecursionCacheHit);
+            var rcode = cached.Rcode;
             w.Header.AuthoritativeAnswer = false;
             w.Header.RecursionAvailable = true;
-            w.Header.Truncated = truncated;
+            w.Header.Truncated = cached.Truncated;
+            w.Header.AuthenticData = cached.Secure && wantsAd;
             w.Header.Rcode = (byte)((int)rcode & 0xF);
+            // A bogus entry: SERVFAIL with its Extended DNS Error (RFC 8914), written above with nothing but the question.
+            if (cached.Ede >= 0) reply.Ede = cached.Ede;
             int length = w.Finish();
             outcome.Error = rcode is not (Rcode.NoError or Rcode.NXDomain);
             outcome.Kind = rcode == Rcode.NXDomain ? AnswerKind.NameError
@@ -657,6 +663,7 @@ public sealed class QueryProcessor : IQueryProcessor
             QClass = qclass,
             Edns = reply.Present,
             DnssecOk = reply.DnssecOk,
+            WantsAd = wantsAd,
             KeepaliveMs = reply.KeepaliveMs,
             Cookie = reply.Cookie.IsEmpty ? null : reply.Cookie.ToArray(),
             MaxSize = maxSize,
@@ -690,6 +697,8 @@ public sealed class QueryProcessor : IQueryProcessor
         public RecordType QType;
         public RecordClass QClass;
         public bool Edns, DnssecOk;
+        /// <summary>The client set DO or AD: secure answers get AD (RFC 6840 §5.7).</summary>
+        public bool WantsAd;
         public int KeepaliveMs;
         public byte[]? Cookie;
         public int MaxSize;
@@ -785,10 +794,22 @@ public sealed class QueryProcessor : IQueryProcessor
         w.Header.RecursionAvailable = true;
         w.Header.AuthoritativeAnswer = false;
         w.TryWriteQuestion(p.Qname, p.QType, p.QClass);
+        if (r.Validation == ValidationState.Bogus && !p.Header.CheckingDisabled)
+        {
+            // RFC 4035 §5.5: bogus data is never given to a client that did not set CD; SERVFAIL with the reason.
+            w.Header.Rcode = (byte)Rcode.ServFail;
+            return SignIfAsked(p, buffer, AppendOpt(buffer, w.Finish(), reply, 0));
+        }
+        w.Header.AuthenticData = r.Validation == ValidationState.Secure && p.WantsAd;
         bool truncated = !WriteSection(ref w, r.Answer, DnsSection.Answer, p) || !WriteSection(ref w, r.Authority, DnsSection.Authority, p);
         w.Header.Truncated = truncated;
         w.Header.Rcode = (byte)((int)r.Rcode & 0xF);
-        int length = AppendOpt(buffer, w.Finish(), reply, (int)r.Rcode >> 4);
+        return SignIfAsked(p, buffer, AppendOpt(buffer, w.Finish(), reply, (int)r.Rcode >> 4));
+    }
+
+    /// <summary>Signs a deferred answer when its query was signed (RFC 8945 §5.3).</summary>
+    private static int SignIfAsked(PendingResolution p, Span<byte> buffer, int length)
+    {
         if (p.TsigKey is { } key)
         {
             Span<byte> mac = stackalloc byte[TsigAlgorithms.MaxMacSize];

@@ -21,6 +21,12 @@ public sealed class ResolutionResult
     /// <summary>The SOA of a negative answer (RFC 2308 §3).</summary>
     public IReadOnlyList<ResourceRecord> Authority { get; init; } = [];
     public ushort? Ede { get; init; }
+    /// <summary>
+    /// The DNSSEC verdict on the data (the weakest of the responses it came from): Secure sets AD
+    /// for clients that asked (DO or AD); Bogus is answered SERVFAIL with <see cref="Ede"/>, except
+    /// to a CD=1 client, which gets the data (RFC 4035 §3.2.2). Unchecked when validation is off.
+    /// </summary>
+    public ValidationState Validation { get; init; }
     /// <summary>Why it failed, for the log and the EDE text.</summary>
     public string? Failure { get; init; }
 }
@@ -36,11 +42,12 @@ public interface IRecursion
     /// <summary>
     /// Answers from the cache alone: writes the answer and authority sections after the question
     /// already in <paramref name="w"/> (CNAME chains followed within the cache, negative answers
-    /// with their SOA) and returns true; false on a miss, with <paramref name="w"/> untouched.
-    /// No allocation, no lock on a hit.
+    /// with their SOA; RRSIGs and denial proofs for <paramref name="dnssecOk"/>; bogus data as
+    /// SERVFAIL unless <paramref name="checkingDisabled"/>) and returns true; false on a miss, with
+    /// <paramref name="w"/> untouched. No allocation, no lock on a hit.
     /// </summary>
-    bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
-        ref DnsMessageWriter w, out Rcode rcode, out bool truncated);
+    bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk, bool checkingDisabled,
+        ref DnsMessageWriter w, out CacheAnswer answer);
 
     /// <summary>Resolves (from the cache where it can, else upstream), filling the cache on the way.</summary>
     Task<ResolutionResult> ResolveAsync(ResolverQuestion question, CancellationToken token);

@@ -18,7 +18,7 @@ namespace Portcullis.Server.Resolution;
 /// answer section, NS only for a child of that zone, glue only for names inside the delegated zone.
 /// Work per client question is bounded (queries, glueless NS lookups, CNAME steps, depth, time).
 /// </summary>
-public sealed class IterativeResolver : IRecursion, IDisposable
+public sealed partial class IterativeResolver : IRecursion, IDisposable
 {
     /// <summary>Depth of nested resolutions (NS names of NS names...): BIND's max-recursion-depth.</summary>
     public const int MaxDepth = 7;
@@ -51,6 +51,7 @@ public sealed class IterativeResolver : IRecursion, IDisposable
         foreach (var (zone, servers) in options.Forwarders) _forwarders.Add((zone.ToLowerInvariant(), servers));
         // Longest match first (Unbound's forward-zone: the most specific zone wins).
         _forwarders.Sort((a, b) => b.Zone.LabelCount.CompareTo(a.Zone.LabelCount));
+        Anchors = options.TrustAnchors;
         if (options.Prefetch)
             _prefetchTimer = _time.CreateTimer(_ => _ = RunPrefetchesAsync(CancellationToken.None), null, PrefetchPeriod, PrefetchPeriod);
     }
@@ -67,9 +68,9 @@ public sealed class IterativeResolver : IRecursion, IDisposable
     public long Resolutions => Interlocked.Read(ref _resolutions);
     public long Coalesced => Interlocked.Read(ref _coalesced);
 
-    public bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
-        ref DnsMessageWriter w, out Rcode rcode, out bool truncated) =>
-        CacheAnswerer.TryAnswer(Cache, _options.MaxCnameChain, qname, qtype, qclass, ref w, out rcode, out truncated);
+    public bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk, bool checkingDisabled,
+        ref DnsMessageWriter w, out CacheAnswer answer) =>
+        CacheAnswerer.TryAnswer(Cache, _options.MaxCnameChain, qname, qtype, qclass, dnssecOk, checkingDisabled, ref w, out answer);
 
     /// <summary>
     /// Identical questions running at once share one resolution (RFC 5452 §5: duplicates give a
@@ -156,12 +157,24 @@ public sealed class IterativeResolver : IRecursion, IDisposable
         public int Queries;
         public int Depth;
         public readonly HashSet<(DnsName, RecordType)> InProgress = [];
+        /// <summary>Zone cuts whose keys this resolution is establishing (a chain of trust that needs itself is bogus).</summary>
+        public readonly HashSet<DnsName> CutsInProgress = [];
     }
 
     private enum Kind { Answer, Cname, NxDomain, NoData, Referral, Lame, Fail }
 
+    /// <summary>
+    /// One step's result. <see cref="Records"/> of an answer carry the RRSIGs after the RRsets they
+    /// cover; <see cref="Proof"/> is a negative answer's denial (SOA RRSIGs, NSEC/NSEC3 and theirs);
+    /// <see cref="Validation"/> and <see cref="Reason"/> the validator's verdict.
+    /// </summary>
     private sealed record Outcome(Kind Kind, List<ResourceRecord> Records, ResourceRecord? Soa = null, DnsName? Target = null,
-        DnsName? Zone = null, string? Failure = null);
+        DnsName? Zone = null, string? Failure = null)
+    {
+        public ValidationState Validation { get; init; }
+        public int Reason { get; init; } = -1;
+        public List<ResourceRecord> Proof { get; init; } = [];
+    }
 
     /// <summary>Resolves a name, following CNAMEs across zones up to MaxCnameChain (RFC 1034 §3.6.2).</summary>
     private async Task<ResolutionResult> ResolveChainAsync(DnsName name, RecordType type, RecordClass @class, Context ctx, bool refresh = false)
@@ -169,23 +182,27 @@ public sealed class IterativeResolver : IRecursion, IDisposable
         var answer = new List<ResourceRecord>();
         var seen = new HashSet<DnsName> { name };
         var current = name;
+        // The chain is as secure as its weakest step; the first bogus step gives the reason.
+        var validation = ValidationState.Secure;
+        int reason = -1;
         for (int step = 0; step <= _options.MaxCnameChain; step++)
         {
             var o = await ResolveOneAsync(current, type, @class, ctx, refresh && step == 0).ConfigureAwait(false);
+            if (o.Kind is Kind.Answer or Kind.NxDomain or Kind.NoData or Kind.Cname)
+            {
+                if (Weaker(o.Validation, validation)) { validation = o.Validation; reason = o.Reason; }
+            }
             switch (o.Kind)
             {
                 case Kind.Answer:
                     answer.AddRange(o.Records);
-                    return new ResolutionResult { Rcode = Rcode.NoError, Answer = answer };
+                    return Resolved(Rcode.NoError, answer, [], validation, reason);
                 case Kind.NxDomain:
                 case Kind.NoData:
                     answer.AddRange(o.Records);
-                    return new ResolutionResult
-                    {
-                        Rcode = o.Kind == Kind.NxDomain ? Rcode.NXDomain : Rcode.NoError,
-                        Answer = answer,
-                        Authority = o.Soa is null ? [] : [o.Soa],
-                    };
+                    var authority = new List<ResourceRecord>();
+                    if (o.Soa is not null) { authority.Add(o.Soa); authority.AddRange(o.Proof); }
+                    return Resolved(o.Kind == Kind.NxDomain ? Rcode.NXDomain : Rcode.NoError, answer, authority, validation, reason);
                 case Kind.Cname:
                     answer.AddRange(o.Records);
                     current = o.Target!;
@@ -199,13 +216,14 @@ public sealed class IterativeResolver : IRecursion, IDisposable
         return Fail("CNAME chain too long", 22);
     }
 
-    private async Task<Outcome> ResolveOneAsync(DnsName name, RecordType type, RecordClass @class, Context ctx, bool refresh)
+    /// <summary>One name's data, from the cache or upstream; <paramref name="validate"/> false only for the chain of trust's own DNSKEY fetches.</summary>
+    private async Task<Outcome> ResolveOneAsync(DnsName name, RecordType type, RecordClass @class, Context ctx, bool refresh, bool validate = true)
     {
         var cached = refresh ? null : FromCache(name, type, @class, allowStale: false);
         if (cached is not null) return cached;
         foreach (var (zone, servers) in _forwarders)
-            if (name.IsSubdomainOf(zone)) return await ForwardAsync(name, type, @class, servers, ctx).ConfigureAwait(false);
-        return await IterateAsync(name, type, @class, ctx).ConfigureAwait(false);
+            if (name.IsSubdomainOf(zone)) return await ForwardAsync(name, type, @class, servers, ctx, validate).ConfigureAwait(false);
+        return await IterateAsync(name, type, @class, ctx, validate).ConfigureAwait(false);
     }
 
     /// <summary>One step from the cache: the RRset, a negative entry or a CNAME (client-visible ranks only).</summary>
@@ -215,16 +233,18 @@ public sealed class IterativeResolver : IRecursion, IDisposable
         uint Ttl(CacheEntry e) => allowStale ? (uint)_options.StaleAnswerTtl.TotalSeconds : RecordCache.RemainingTtl(e, now);
         if (Cache.TryGet(name.Wire, type, @class, now, allowStale, out var e) && e.Rank >= TrustRank.NonAuthAnswer)
         {
-            if (e.Kind == CacheEntryKind.Positive) return new Outcome(Kind.Answer, e.ToRecords(Ttl(e)));
-            if (e.Kind == CacheEntryKind.NoData) return new Outcome(Kind.NoData, [], e.SoaRecord(Ttl(e)));
+            if (e.Kind == CacheEntryKind.Positive)
+                return new Outcome(Kind.Answer, e.ToRecords(Ttl(e), withSignatures: true)) { Validation = e.Validation, Reason = e.Reason };
+            if (e.Kind == CacheEntryKind.NoData)
+                return new Outcome(Kind.NoData, [], e.SoaRecord(Ttl(e))) { Validation = e.Validation, Reason = e.Reason, Proof = e.ProofToRecords(Ttl(e)) };
         }
         if (Cache.TryGetNxDomain(name.Wire, @class, now, allowStale, out var nx) && nx.Rank >= TrustRank.NonAuthAnswer)
-            return new Outcome(Kind.NxDomain, [], nx.SoaRecord(Ttl(nx)));
+            return new Outcome(Kind.NxDomain, [], nx.SoaRecord(Ttl(nx))) { Validation = nx.Validation, Reason = nx.Reason, Proof = nx.ProofToRecords(Ttl(nx)) };
         if (type != RecordType.CNAME && Cache.TryGet(name.Wire, RecordType.CNAME, @class, now, allowStale, out var c)
             && c.Kind == CacheEntryKind.Positive && c.Rank >= TrustRank.NonAuthAnswer)
         {
-            var records = c.ToRecords(Ttl(c));
-            return new Outcome(Kind.Cname, records, Target: DnsName.FromWire(records[0].Data));
+            var records = c.ToRecords(Ttl(c), withSignatures: true);
+            return new Outcome(Kind.Cname, records, Target: DnsName.FromWire(records[0].Data)) { Validation = c.Validation, Reason = c.Reason };
         }
         return null;
     }
@@ -234,18 +254,25 @@ public sealed class IterativeResolver : IRecursion, IDisposable
     {
         var answer = new List<ResourceRecord>();
         var current = name;
+        var validation = ValidationState.Secure;
         for (int step = 0; step <= _options.MaxCnameChain; step++)
         {
             var o = FromCache(current, type, @class, allowStale);
             if (o is null) return null;
+            // Stale bogus data is no better than fresh bogus data: never served stale.
+            if (o.Validation == ValidationState.Bogus) return null;
+            if (Weaker(o.Validation, validation)) validation = o.Validation;
             answer.AddRange(o.Records);
             if (o.Kind == Kind.Cname) { current = o.Target!; continue; }
+            var authority = new List<ResourceRecord>();
+            if (o.Soa is not null) { authority.Add(o.Soa); authority.AddRange(o.Proof); }
             return new ResolutionResult
             {
                 Rcode = o.Kind == Kind.NxDomain ? Rcode.NXDomain : Rcode.NoError,
                 Answer = answer,
-                Authority = o.Soa is null ? [] : [o.Soa],
+                Authority = authority,
                 Ede = allowStale ? (ushort)3 : null,
+                Validation = validation,
             };
         }
         return null;
@@ -259,7 +286,8 @@ public sealed class IterativeResolver : IRecursion, IDisposable
     /// again with its backed-off timeout, up to <see cref="ForwardAttempts"/> rounds in all (as
     /// Unbound's outbound-msg-retry), within the resolution's own deadline.
     /// </summary>
-    private async Task<Outcome> ForwardAsync(DnsName name, RecordType type, RecordClass @class, IReadOnlyList<IPEndPoint> servers, Context ctx)
+    private async Task<Outcome> ForwardAsync(DnsName name, RecordType type, RecordClass @class, IReadOnlyList<IPEndPoint> servers, Context ctx,
+        bool validate)
     {
         IReadOnlyList<IPEndPoint> round = servers;
         for (int attempt = 0; attempt < ForwardAttempts && round.Count > 0; attempt++)
@@ -275,8 +303,9 @@ public sealed class IterativeResolver : IRecursion, IDisposable
                     continue;
                 }
                 // A forwarder is trusted for what it answers (it resolved it): zone = the root, ranks
-                // of a non-authoritative answer (RFC 2181 §5.4.1).
-                var o = Classify(r.Message, DnsName.Root, name, type, @class, forwarded: true);
+                // of a non-authoritative answer (RFC 2181 §5.4.1). Not for its DNSSEC: we validate.
+                var verdict = validate ? await ValidateAsync(r.Message, DnsName.Root, name, type, @class, forwarded: true, ctx).ConfigureAwait(false) : Verdict.None;
+                var o = Classify(r.Message, DnsName.Root, name, type, @class, forwarded: true, verdict);
                 if (o.Kind is Kind.Answer or Kind.Cname or Kind.NxDomain or Kind.NoData) return o;
             }
             round = timedOut;
@@ -289,7 +318,7 @@ public sealed class IterativeResolver : IRecursion, IDisposable
 
     // ---------------------------------------------------------------- iteration
 
-    private async Task<Outcome> IterateAsync(DnsName name, RecordType type, RecordClass @class, Context ctx)
+    private async Task<Outcome> IterateAsync(DnsName name, RecordType type, RecordClass @class, Context ctx, bool validate)
     {
         var (zone, ns) = await ClosestDelegationAsync(name, type, @class, ctx).ConfigureAwait(false);
         bool minimise = _options.QnameMinimisation && type != RecordType.DS;
@@ -308,7 +337,7 @@ public sealed class IterativeResolver : IRecursion, IDisposable
                 else askName = name;
             }
             bool minimised = askName.LabelCount < name.LabelCount;
-            var o = await QueryZoneAsync(zone, ns, askName, askType, @class, ctx).ConfigureAwait(false);
+            var o = await QueryZoneAsync(zone, ns, askName, askType, @class, ctx, validate).ConfigureAwait(false);
             if (minimised)
             {
                 minimiseSteps++;
@@ -401,7 +430,7 @@ public sealed class IterativeResolver : IRecursion, IDisposable
     /// MaxNsNamesResolvedPerDelegation of them (NXNSAttack).
     /// </summary>
     private async Task<Outcome> QueryZoneAsync(DnsName zone, List<ResourceRecord> ns, DnsName askName, RecordType askType,
-        RecordClass @class, Context ctx)
+        RecordClass @class, Context ctx, bool validate)
     {
         var names = new List<DnsName>();
         foreach (var r in ns)
@@ -433,7 +462,8 @@ public sealed class IterativeResolver : IRecursion, IDisposable
                     if (r.Status == UpstreamStatus.Timeout) timedOut.Add(server);
                     continue;
                 }
-                var o = Classify(r.Message, zone, askName, askType, @class, forwarded: false);
+                var verdict = validate ? await ValidateAsync(r.Message, zone, askName, askType, @class, forwarded: false, ctx).ConfigureAwait(false) : Verdict.None;
+                var o = Classify(r.Message, zone, askName, askType, @class, forwarded: false, verdict);
                 if (o.Kind != Kind.Lame) return o;
                 failure = $"{server}: lame for {zone} ({r.Message.Rcode})";
             }
@@ -518,7 +548,7 @@ public sealed class IterativeResolver : IRecursion, IDisposable
     /// answer, or NS of a child zone that contains the name (a referral); additional — A/AAAA of
     /// the referral's NS names inside the delegated zone, nothing else.
     /// </summary>
-    private Outcome Classify(DnsMessage m, DnsName zone, DnsName qname, RecordType qtype, RecordClass @class, bool forwarded)
+    private Outcome Classify(DnsMessage m, DnsName zone, DnsName qname, RecordType qtype, RecordClass @class, bool forwarded, Verdict verdict)
     {
         var rcode = m.Rcode;
         if (rcode is not (Rcode.NoError or Rcode.NXDomain)) return new Outcome(Kind.Lame, [], Failure: rcode.ToString());
@@ -534,15 +564,19 @@ public sealed class IterativeResolver : IRecursion, IDisposable
             if (final is not null)
             {
                 if (!aa) break;
-                Cache.AddRRset(final, answerRank);
+                var sigs = Signatures(m.Answers, final[0]);
+                Cache.AddRRset(final, answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
                 chain.AddRange(final);
-                return new Outcome(Kind.Answer, chain);
+                chain.AddRange(sigs);
+                return new Outcome(Kind.Answer, chain) { Validation = verdict.State, Reason = verdict.Reason };
             }
             var cname = sets.Find(s => s[0].Owner == current && s[0].Type == RecordType.CNAME && s[0].Class == @class);
             if (cname is not null && aa)
             {
-                Cache.AddRRset(cname.GetRange(0, 1), answerRank);
+                var sigs = Signatures(m.Answers, cname[0]);
+                Cache.AddRRset(cname.GetRange(0, 1), answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
                 chain.Add(cname[0]);
+                chain.AddRange(sigs);
                 current = DnsName.FromWire(cname[0].Data);
                 continue;
             }
@@ -560,9 +594,11 @@ public sealed class IterativeResolver : IRecursion, IDisposable
                 prefix.CopyTo(wire);
                 target.Wire.CopyTo(wire.AsSpan(prefix.Length));
                 var synthesised = new ResourceRecord(current, RecordType.CNAME, @class, d.Ttl, wire);
-                Cache.AddRRset([d], answerRank);
-                Cache.AddRRset([synthesised], answerRank);
+                var sigs = Signatures(m.Answers, d);
+                Cache.AddRRset([d], answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
+                Cache.AddRRset([synthesised], answerRank, verdict.State, null, verdict.Reason, verdict.MaxTtl);
                 chain.Add(d);
+                chain.AddRange(sigs);
                 chain.Add(synthesised);
                 current = DnsName.FromWire(wire);
                 continue;
@@ -573,16 +609,19 @@ public sealed class IterativeResolver : IRecursion, IDisposable
         {
             // The chain leaves the data this server may vouch for (or the target's data is not
             // here): resolve the target on its own.
-            return new Outcome(Kind.Cname, chain, Target: current);
+            return new Outcome(Kind.Cname, chain, Target: current) { Validation = verdict.State, Reason = verdict.Reason };
         }
         ResourceRecord? soa = m.Authority.Find(r => r.Type == RecordType.SOA && r.Class == @class
             && r.Owner.IsSubdomainOf(zone) && qname.IsSubdomainOf(r.Owner));
         if (rcode == Rcode.NXDomain)
         {
             if (!aa) return new Outcome(Kind.Lame, [], Failure: "NXDOMAIN without AA");
+            var proof = DenialProof(m, soa);
             // RFC 2308 §5: without the SOA a negative answer is not cached.
-            if (soa is not null) Cache.AddNegative(qname, qtype, @class, nxDomain: true, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority);
-            return new Outcome(Kind.NxDomain, [], NegativeSoa(soa));
+            if (soa is not null)
+                Cache.AddNegative(qname, qtype, @class, nxDomain: true, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority,
+                    verdict.State, proof, verdict.Reason, verdict.MaxTtl);
+            return new Outcome(Kind.NxDomain, [], NegativeSoa(soa)) { Validation = verdict.State, Reason = verdict.Reason, Proof = proof };
         }
         var nsSets = GroupRRsets(m.Authority).FindAll(s => s[0].Type == RecordType.NS && s[0].Class == @class);
         if (!forwarded && m.Answers.Count == 0 && soa is null && nsSets.Count > 0)
@@ -608,8 +647,11 @@ public sealed class IterativeResolver : IRecursion, IDisposable
         }
         if (aa)
         {
-            if (soa is not null) Cache.AddNegative(qname, qtype, @class, nxDomain: false, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority);
-            return new Outcome(Kind.NoData, [], NegativeSoa(soa));
+            var proof = DenialProof(m, soa);
+            if (soa is not null)
+                Cache.AddNegative(qname, qtype, @class, nxDomain: false, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority,
+                    verdict.State, proof, verdict.Reason, verdict.MaxTtl);
+            return new Outcome(Kind.NoData, [], NegativeSoa(soa)) { Validation = verdict.State, Reason = verdict.Reason, Proof = proof };
         }
         return new Outcome(Kind.Lame, [], Failure: "not authoritative");
     }

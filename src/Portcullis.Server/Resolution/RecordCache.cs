@@ -5,7 +5,11 @@ using Portcullis.Protocol.Records;
 
 namespace Portcullis.Server.Resolution;
 
-/// <summary>DNSSEC status of a cached RRset (issue 11 fills it; until then every RRset is Unchecked).</summary>
+/// <summary>
+/// DNSSEC status of a cached RRset or negative answer: Unchecked when validation is off, else the
+/// validator's verdict on the response it came in (RFC 4035 §4.3). Bogus entries are kept briefly
+/// (<see cref="RecordCache.BogusTtl"/>) and answered SERVFAIL, except to CD=1 clients.
+/// </summary>
 public enum ValidationState : byte { Unchecked, Secure, Insecure, Bogus }
 
 /// <summary>
@@ -25,11 +29,13 @@ public enum CacheEntryKind : byte { Positive, NoData, NxDomain }
 public sealed class CacheEntry
 {
     internal CacheEntry(byte[] key, CacheEntryKind kind, byte[] owner, RecordType type, RecordClass @class,
-        byte[] rdata, int count, long expiresMs, uint ttl, TrustRank rank, ValidationState validation, byte[] soaOwner, byte[] soaRdata)
+        byte[] rdata, int count, long expiresMs, uint ttl, TrustRank rank, ValidationState validation, byte[] soaOwner, byte[] soaRdata,
+        byte[]? signatures = null, byte[]? proof = null, int reason = -1)
     {
         Key = key; Kind = kind; Owner = owner; Type = type; Class = @class; PackedRdata = rdata; Count = count;
         ExpiresMs = expiresMs; Ttl = ttl; Rank = rank; Validation = validation; SoaOwner = soaOwner; SoaRdata = soaRdata;
-        Size = 96 + key.Length + owner.Length + rdata.Length + soaOwner.Length + soaRdata.Length;
+        Signatures = signatures ?? []; Proof = proof ?? []; Reason = reason;
+        Size = 96 + key.Length + owner.Length + rdata.Length + soaOwner.Length + soaRdata.Length + Signatures.Length + Proof.Length;
     }
 
     internal byte[] Key { get; }
@@ -47,6 +53,15 @@ public sealed class CacheEntry
     public uint Ttl { get; }
     public TrustRank Rank { get; }
     public ValidationState Validation { get; }
+    /// <summary>Why a Bogus entry is bogus: the Extended DNS Error code (RFC 8914) to answer with; -1 when none.</summary>
+    public int Reason { get; }
+    /// <summary>The RRSIGs covering the RRset (packed as <see cref="PackedRdata"/>), for DO=1 clients (RFC 4035 §3.2.1).</summary>
+    public byte[] Signatures { get; }
+    /// <summary>
+    /// Negative entries: the authority records proving the denial — the SOA's RRSIGs, the NSEC/NSEC3
+    /// records and their RRSIGs (RFC 4035 §3.1.3) — each as owner wire, type, RDATA length, RDATA.
+    /// </summary>
+    public byte[] Proof { get; }
     /// <summary>Negative entries: the SOA that came with them (RFC 2308 §5), owner and RDATA.</summary>
     public byte[] SoaOwner { get; }
     public byte[] SoaRdata { get; }
@@ -58,6 +73,38 @@ public sealed class CacheEntry
 
     /// <summary>Visits each RDATA of the RRset.</summary>
     public RdataEnumerator Rdatas => new(PackedRdata);
+    /// <summary>Visits each RRSIG RDATA covering the RRset.</summary>
+    public RdataEnumerator SignatureRdatas => new(Signatures);
+    /// <summary>Visits the proof records of a negative entry.</summary>
+    public ProofEnumerator ProofRecords => new(Proof);
+
+    /// <summary>One record of a packed proof: owner (uncompressed wire), type, RDATA.</summary>
+    public readonly ref struct ProofRecord(ReadOnlySpan<byte> owner, RecordType type, ReadOnlySpan<byte> rdata)
+    {
+        public ReadOnlySpan<byte> Owner { get; } = owner;
+        public RecordType Type { get; } = type;
+        public ReadOnlySpan<byte> Rdata { get; } = rdata;
+    }
+
+    public ref struct ProofEnumerator(byte[] packed)
+    {
+        private readonly byte[] _packed = packed;
+        private int _next;
+        public ProofRecord Current { get; private set; }
+        public readonly ProofEnumerator GetEnumerator() => this;
+        public bool MoveNext()
+        {
+            if (_next >= _packed.Length || !DnsName.TryMeasureWire(_packed.AsSpan(_next), out int ownerLength, out _)) return false;
+            int at = _next + ownerLength;
+            if (at + 4 > _packed.Length) return false;
+            var type = (RecordType)BinaryPrimitives.ReadUInt16BigEndian(_packed.AsSpan(at));
+            int len = BinaryPrimitives.ReadUInt16BigEndian(_packed.AsSpan(at + 2));
+            if (at + 4 + len > _packed.Length) return false;
+            Current = new ProofRecord(_packed.AsSpan(_next, ownerLength), type, _packed.AsSpan(at + 4, len));
+            _next = at + 4 + len;
+            return true;
+        }
+    }
 
     public ref struct RdataEnumerator(byte[] packed)
     {
@@ -75,11 +122,22 @@ public sealed class CacheEntry
         }
     }
 
-    public List<ResourceRecord> ToRecords(uint ttl)
+    /// <summary>The RRset as records (then its RRSIGs when <paramref name="withSignatures"/>).</summary>
+    public List<ResourceRecord> ToRecords(uint ttl, bool withSignatures = false)
     {
         var list = new List<ResourceRecord>(Count);
         var owner = DnsName.FromWire(Owner);
         foreach (var rdata in Rdatas) list.Add(new ResourceRecord(owner, Type, Class, ttl, rdata.ToArray()));
+        if (withSignatures)
+            foreach (var rdata in SignatureRdatas) list.Add(new ResourceRecord(owner, RecordType.RRSIG, Class, ttl, rdata.ToArray()));
+        return list;
+    }
+
+    /// <summary>The proof records of a negative entry, with <paramref name="ttl"/>.</summary>
+    public List<ResourceRecord> ProofToRecords(uint ttl)
+    {
+        var list = new List<ResourceRecord>();
+        foreach (var p in ProofRecords) list.Add(new ResourceRecord(DnsName.FromWire(p.Owner), p.Type, Class, ttl, p.Rdata.ToArray()));
         return list;
     }
 
@@ -201,26 +259,28 @@ public sealed class RecordCache
 
     private uint ClampPositive(uint ttl) => Math.Min(Math.Max(ttl, _minTtl), _maxTtl);
 
-    /// <summary>Caches an RRset (all records share owner, type and class); TTL = the smallest (RFC 2181 §5.2), clamped.</summary>
-    public bool AddRRset(IReadOnlyList<ResourceRecord> records, TrustRank rank, ValidationState validation = ValidationState.Unchecked)
+    /// <summary>How long bogus data is kept (never served but to CD=1 clients): Unbound's val-bogus-ttl, 60 s.</summary>
+    public const uint BogusTtl = 60;
+
+    /// <summary>
+    /// Caches an RRset (all records share owner, type and class); TTL = the smallest (RFC 2181 §5.2),
+    /// clamped, and no longer than <paramref name="maxTtl"/> (the validator's cap: a signature's
+    /// remaining life) nor <see cref="BogusTtl"/> when bogus. <paramref name="signatures"/> are the
+    /// RRSIGs covering it; <paramref name="reason"/> the EDE code of a bogus verdict.
+    /// </summary>
+    public bool AddRRset(IReadOnlyList<ResourceRecord> records, TrustRank rank, ValidationState validation = ValidationState.Unchecked,
+        IReadOnlyList<ResourceRecord>? signatures = null, int reason = -1, uint maxTtl = uint.MaxValue)
     {
         if (records.Count == 0) return false;
         var first = records[0];
         uint ttl = uint.MaxValue;
-        int size = 0;
-        foreach (var r in records) { ttl = Math.Min(ttl, r.Ttl); size += 2 + r.Data.Length; }
-        var packed = new byte[size];
-        int at = 0;
-        foreach (var r in records)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(packed.AsSpan(at), (ushort)r.Data.Length);
-            r.Data.CopyTo(packed, at + 2);
-            at += 2 + r.Data.Length;
-        }
-        ttl = ClampPositive(ttl);
+        foreach (var r in records) ttl = Math.Min(ttl, r.Ttl);
+        var packed = Pack(records);
+        ttl = Cap(ClampPositive(ttl), validation, maxTtl);
         var key = MakeKey(first.Owner.Wire, first.Type, first.Class);
         var entry = new CacheEntry(key, CacheEntryKind.Positive, first.Owner.Wire.ToArray(), first.Type, first.Class, packed,
-            records.Count, NowMs + ttl * 1000L, ttl, rank, validation, [], []);
+            records.Count, NowMs + ttl * 1000L, ttl, rank, validation, [], [],
+            signatures is { Count: > 0 } ? Pack(signatures) : null, null, reason);
         bool stored = Store(entry);
         // Data for the name exists now: a cached NXDOMAIN for it is out of date.
         if (stored && rank >= TrustRank.NonAuthAnswer) RemoveKey(MakeKey(first.Owner.Wire, NxDomainType, first.Class));
@@ -231,17 +291,56 @@ public sealed class RecordCache
     /// Caches a negative answer (RFC 2308 §5): NXDOMAIN for the name (type ignored) or NODATA for
     /// (name, type). TTL = min(SOA TTL, SOA MINIMUM) (§5), capped by the negative ceiling.
     /// </summary>
-    public bool AddNegative(DnsName name, RecordType type, RecordClass @class, bool nxDomain, ResourceRecord? soa, TrustRank rank)
+    public bool AddNegative(DnsName name, RecordType type, RecordClass @class, bool nxDomain, ResourceRecord? soa, TrustRank rank,
+        ValidationState validation = ValidationState.Unchecked, IReadOnlyList<ResourceRecord>? proof = null, int reason = -1, uint maxTtl = uint.MaxValue)
     {
         uint ttl = 0;
         if (soa is not null && soa.Data.Length >= 20)
             ttl = Math.Min(soa.Ttl, BinaryPrimitives.ReadUInt32BigEndian(soa.Data.AsSpan(soa.Data.Length - 4)));
-        ttl = Math.Min(ttl, _maxNegativeTtl);
+        ttl = Cap(Math.Min(ttl, _maxNegativeTtl), validation, maxTtl);
         var t = nxDomain ? NxDomainType : type;
         var entry = new CacheEntry(MakeKey(name.Wire, t, @class), nxDomain ? CacheEntryKind.NxDomain : CacheEntryKind.NoData,
-            name.Wire.ToArray(), t, @class, [], 0, NowMs + ttl * 1000L, ttl, rank, ValidationState.Unchecked,
-            soa?.Owner.Wire.ToArray() ?? [], soa?.Data ?? []);
+            name.Wire.ToArray(), t, @class, [], 0, NowMs + ttl * 1000L, ttl, rank, validation,
+            soa?.Owner.Wire.ToArray() ?? [], soa?.Data ?? [], null, proof is { Count: > 0 } ? PackProof(proof) : null, reason);
         return Store(entry);
+    }
+
+    private static uint Cap(uint ttl, ValidationState validation, uint maxTtl) =>
+        Math.Min(Math.Min(ttl, maxTtl), validation == ValidationState.Bogus ? BogusTtl : uint.MaxValue);
+
+    /// <summary>RDATAs, each after its 16-bit length.</summary>
+    private static byte[] Pack(IReadOnlyList<ResourceRecord> records)
+    {
+        int size = 0;
+        foreach (var r in records) size += 2 + r.Data.Length;
+        var packed = new byte[size];
+        int at = 0;
+        foreach (var r in records)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(packed.AsSpan(at), (ushort)r.Data.Length);
+            r.Data.CopyTo(packed, at + 2);
+            at += 2 + r.Data.Length;
+        }
+        return packed;
+    }
+
+    /// <summary>Whole records: owner wire, type, RDATA length, RDATA.</summary>
+    private static byte[] PackProof(IReadOnlyList<ResourceRecord> records)
+    {
+        int size = 0;
+        foreach (var r in records) size += r.Owner.WireLength + 4 + r.Data.Length;
+        var packed = new byte[size];
+        int at = 0;
+        foreach (var r in records)
+        {
+            r.Owner.Wire.CopyTo(packed.AsSpan(at));
+            at += r.Owner.WireLength;
+            BinaryPrimitives.WriteUInt16BigEndian(packed.AsSpan(at), (ushort)r.Type);
+            BinaryPrimitives.WriteUInt16BigEndian(packed.AsSpan(at + 2), (ushort)r.Data.Length);
+            r.Data.CopyTo(packed, at + 4);
+            at += 4 + r.Data.Length;
+        }
+        return packed;
     }
 
     private static byte[] MakeKey(ReadOnlySpan<byte> name, RecordType type, RecordClass @class)
@@ -260,6 +359,9 @@ public sealed class RecordCache
             {
                 // RFC 2181 §5.4.1: lower-ranked data never replaces higher-ranked data still valid.
                 if (old.ExpiresMs > now && old.Rank > entry.Rank) return false;
+                // Nor does bogus data replace validated data still valid (a spoofed or broken answer
+                // would otherwise deny the name for the bogus TTL).
+                if (old.ExpiresMs > now && old.Validation == ValidationState.Secure && entry.Validation == ValidationState.Bogus) return false;
                 if (!_entries.TryUpdate(entry.Key, entry, old)) continue;
                 Interlocked.Add(ref _bytes, entry.Size - old.Size);
             }

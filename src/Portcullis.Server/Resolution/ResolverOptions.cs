@@ -45,4 +45,11 @@ public sealed record ResolverOptions
     public IReadOnlyList<IPAddress> OutgoingAddresses { get; init; } = [];
     /// <summary>Upstream port: 53. Only tests of forwarding point elsewhere (forwarders carry their own port).</summary>
     public int UpstreamPort { get; init; } = 53;
+    /// <summary>
+    /// DNSSEC validation (RFC 4033–4035): the trust anchors to validate from, or null for no
+    /// validation. The configuration's default is Debian's root key (dnssec-validation: yes).
+    /// </summary>
+    public Validation.TrustAnchors? TrustAnchors { get; init; }
+    /// <summary>SHA-1 in DNSSEC (RSASHA1 signatures, SHA-1 DS): trusted (the default, as Unbound and BIND on Debian), or treated as unsupported, making such zones insecure (RHEL's policy).</summary>
+    public bool AllowSha1 { get; init; } = true;
 }

@@ -78,6 +78,8 @@ public sealed class UpstreamClient
     private readonly ConcurrentDictionary<IPAddress, ServerState> _servers = new();
     private readonly TimeProvider _time;
     private readonly ushort _ednsSize;
+    /// <summary>Validating: ask with DO=1 (RFC 4035 §4.1), and CD=1 of forwarders so we see bogus data and judge it ourselves (§3.2.2, RFC 6840 §5.9).</summary>
+    private readonly bool _dnssec;
     private readonly TimeSpan _deadFor;
     private long _queriesSent, _unwanted;
 
@@ -88,6 +90,7 @@ public sealed class UpstreamClient
         _outgoing = options.OutgoingAddresses;
         _time = time ?? TimeProvider.System;
         _ednsSize = Math.Max(options.EdnsBufferSize, (ushort)512);
+        _dnssec = options.TrustAnchors is not null;
         _deadFor = deadFor ?? TimeSpan.FromSeconds(60);
     }
 
@@ -207,7 +210,8 @@ public sealed class UpstreamClient
     {
         id = (ushort)RandomNumberGenerator.GetInt32(0, 65536);
         var q = DnsMessage.CreateQuery(qname, type, @class, id, rd);
-        if (edns) q.Edns = new Edns { UdpPayloadSize = _ednsSize, DnssecOk = false };
+        if (edns) q.Edns = new Edns { UdpPayloadSize = _ednsSize, DnssecOk = _dnssec };
+        if (_dnssec && rd) q.Header.CheckingDisabled = true;
         return q.ToWire();
     }
 

@@ -31,6 +31,8 @@ public sealed class IodineTunnelTests
                 c.AllowRecursion = [tunnel.ClientNetwork];
                 c.Recursion.Enabled = true;
                 c.Recursion.ForwardZones[IodineTunnel.Domain] = [tunnel.ForwarderSpec];
+                // The tunnel's zone is unsigned and outside any signed tree: a negative trust anchor, as an operator would set.
+                c.Recursion.NegativeTrustAnchors = [IodineTunnel.Domain];
                 c.Recursion.OutgoingInterface = [tunnel.OutgoingAddress.ToString()];
                 c.QueryLog.File = log;
                 c.Detection.Enabled = true;   // alert only (the default action): the tunnel keeps working

@@ -135,11 +135,10 @@ public sealed class RecursionConfigTests : IDisposable
     {
         public ResolverOptions Options { get; } = options;
         public bool Disposed { get; private set; }
-        public bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
-            ref DnsMessageWriter w, out Rcode rcode, out bool truncated)
+        public bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk, bool checkingDisabled,
+            ref DnsMessageWriter w, out CacheAnswer answer)
         {
-            rcode = Rcode.NoError;
-            truncated = false;
+            answer = default;
             return false;
         }
         public Task<ResolutionResult> ResolveAsync(ResolverQuestion question, CancellationToken token) => Task.FromResult(new ResolutionResult());

@@ -32,17 +32,16 @@ internal sealed class ForwardingRecursion(IPEndPoint upstream, bool cache = fals
     public SemaphoreSlim Started { get; } = new(0);
     public int Resolutions => Volatile.Read(ref _resolutions);
 
-    public bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk,
-        ref DnsMessageWriter w, out Rcode rcode, out bool truncated)
+    public bool TryAnswerFromCache(scoped ReadOnlySpan<byte> qname, RecordType qtype, RecordClass qclass, bool dnssecOk, bool checkingDisabled,
+        ref DnsMessageWriter w, out CacheAnswer answer)
     {
-        rcode = Rcode.NoError;
-        truncated = false;
+        answer = new CacheAnswer { Rcode = Rcode.NoError, Ede = -1 };
         if (!cache || !_cache.TryGetValue((DnsName.FromWire(qname).ToString().ToLowerInvariant(), qtype), out var m)) return false;
-        rcode = m.Rcode;
+        answer.Rcode = m.Rcode;
         foreach (var rr in m.Answers)
-            if (!w.TryWriteRecord(rr, DnsSection.Answer)) { truncated = true; return true; }
+            if (!w.TryWriteRecord(rr, DnsSection.Answer)) { answer.Truncated = true; return true; }
         foreach (var rr in m.Authority)
-            if (!w.TryWriteRecord(rr, DnsSection.Authority)) { truncated = true; return true; }
+            if (!w.TryWriteRecord(rr, DnsSection.Authority)) { answer.Truncated = true; return true; }
         return true;
     }
 

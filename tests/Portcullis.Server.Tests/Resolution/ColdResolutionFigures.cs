@@ -33,6 +33,7 @@ public sealed class ColdResolutionFigures(ITestOutputHelper output)
                 AllowRecursion = ["127.0.0.0/8"],
             };
             config.Recursion.RootHints = hierarchy.RootHintsFile;
+            config.Recursion.DnssecValidation = false;   // an unsigned test hierarchy
             config.Recursion.OutgoingInterface = [hierarchy.ResolverAddress.ToString()];
             IterativeResolver? built = null;
             using var server = new Portcullis.Server.Hosting.DnsServer(config, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance,

@@ -91,7 +91,8 @@ public sealed class IterativeResolverTests(ResolverHierarchy tree) : IClassFixtu
         var w = new Portcullis.Protocol.Wire.DnsMessageWriter(buffer);
         var qname = DnsName.Parse(name);
         w.TryWriteQuestion(qname.Wire, type, RecordClass.IN);
-        bool hit = r.TryAnswerFromCache(qname.Wire, type, RecordClass.IN, false, ref w, out rcode, out _);
+        bool hit = r.TryAnswerFromCache(qname.Wire, type, RecordClass.IN, false, false, ref w, out var answer);
+        rcode = answer.Rcode;
         w.Header.IsResponse = true;
         w.Header.Rcode = (byte)rcode;
         message = DnsMessage.Parse(buffer.AsSpan(0, w.Finish()));

@@ -141,7 +141,7 @@ public sealed class RecordCacheTests
     {
         var w = new DnsMessageWriter(buffer);
         w.TryWriteQuestion(qname, RecordType.A, RecordClass.IN);
-        if (!CacheAnswerer.TryAnswer(c, 12, qname, RecordType.A, RecordClass.IN, ref w, out _, out _)) throw new InvalidOperationException("miss");
+        if (!CacheAnswerer.TryAnswer(c, 12, qname, RecordType.A, RecordClass.IN, false, false, ref w, out _)) throw new InvalidOperationException("miss");
     }
 
     [Fact]
@@ -186,7 +186,8 @@ public sealed class RecordCacheTests
         var w = new DnsMessageWriter(buffer);
         var qname = DnsName.Parse(name);
         w.TryWriteQuestion(qname.Wire, type, RecordClass.IN);
-        bool hit = CacheAnswerer.TryAnswer(c, 12, qname.Wire, type, RecordClass.IN, ref w, out var rcode, out _);
+        bool hit = CacheAnswerer.TryAnswer(c, 12, qname.Wire, type, RecordClass.IN, false, false, ref w, out var answer);
+        var rcode = answer.Rcode;
         w.Header.IsResponse = true;
         return (hit, rcode, DnsMessage.Parse(buffer.AsSpan(0, w.Finish())));
     }

@@ -260,6 +260,7 @@ public sealed class QueryLogTests
                 var self = ServerConfig.ParseEndPoint(c.Listen[0]).Address.ToString();
                 c.Recursion.Enabled = true;
                 c.Recursion.Forwarders = [$"{upstream.Address}@{upstream.EndPoint.Port}"];
+                c.Recursion.DnssecValidation = false;   // an unsigned upstream
                 c.Recursion.OutgoingInterface = [self];
                 c.QueryLog.File = log;
                 c.Dnstap.File = tap;
