@@ -227,8 +227,10 @@ public static class ConfigLoader
         for (int i = 0; i < r.TrustAnchorFiles.Count; i++)
             if (path is not null && !Path.IsPathRooted(r.TrustAnchorFiles[i]))
                 r.TrustAnchorFiles[i] = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, r.TrustAnchorFiles[i]));
+        if (r.AutoTrustAnchorFile is { } auto && path is not null && !Path.IsPathRooted(auto))
+            r.AutoTrustAnchorFile = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, auto));
         // The anchors are read now too: a broken file or name stops the start, naming it.
-        if (r.DnssecValidation) Validation.TrustAnchors.Load(r.TrustAnchorFiles, r.NegativeTrustAnchors);
+        if (r.DnssecValidation) Hosting.DnsServer.LoadTrustAnchors(r, TimeProvider.System);
     }
 
     /// <summary>A forwarder, "ADDRESS[@PORT]" (Unbound's forward-addr); no key.</summary>

@@ -270,6 +270,11 @@ public sealed class RecursionConfig
     public bool DnssecValidation { get; set; } = true;
     /// <summary>Trust anchor files (zone-file DS/DNSKEY lines, Unbound's trust-anchor-file); empty = Debian's /usr/share/dns/root.key, else the built-in IANA root DS.</summary>
     public List<string> TrustAnchorFiles { get; set; } = [];
+    /// <summary>
+    /// A trust anchor file kept up to date by RFC 5011 (Unbound's auto-trust-anchor-file): seeded
+    /// with DS or DNSKEY lines (Debian's root.key will do), rewritten as keys are added and revoked.
+    /// </summary>
+    public string? AutoTrustAnchorFile { get; set; }
     /// <summary>Zones validated as insecure whatever their signatures say (RFC 7646 negative trust anchors).</summary>
     public List<string> NegativeTrustAnchors { get; set; } = [];
     /// <summary>Trust RSASHA1 signatures and SHA-1 DS digests (true, as Unbound and BIND on Debian); false makes zones relying on them insecure.</summary>

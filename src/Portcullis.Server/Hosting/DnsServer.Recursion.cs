@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Portcullis.Protocol.Names;
 using Portcullis.Server.Configuration;
 using Portcullis.Server.Resolution;
+using Portcullis.Server.Validation;
 
 namespace Portcullis.Server.Hosting;
 
@@ -43,7 +44,7 @@ public sealed partial class DnsServer
         IRecursion? fresh = null;
         if (key is not null)
         {
-            fresh = _recursionFactory!(ResolverOptionsFrom(r), _time, _loggerFactory.CreateLogger("Portcullis.Resolver"));
+            fresh = _recursionFactory!(ResolverOptionsFrom(r, _time), _time, _loggerFactory.CreateLogger("Portcullis.Resolver"));
             if (fresh is IterativeResolver iterative) iterative.Upstream.Dnstap = Processor.Dnstap;
             _logger.LogInformation("recursion on for allow-recursion ({Acl}): {Mode}", Processor.Options.Security.Recursion.Description,
                 r.Forwarders.Count > 0 ? $"forwarding to {string.Join(", ", r.Forwarders)}"
@@ -57,18 +58,82 @@ public sealed partial class DnsServer
         _recursion = fresh;
         _recursionKey = key;
         Processor.Recursion = fresh;
+        StopAnchorUpdates();
+        if (fresh is IterativeResolver resolver && r.DnssecValidation && r.AutoTrustAnchorFile is not null)
+            StartAnchorUpdates(resolver, LoadTrustAnchors(r, _time).Auto!);
         (old as IDisposable)?.Dispose();
+    }
+
+    /// <summary>
+    /// The trust anchors of the section: the files of trust-anchor-files (Debian's root.key, else the
+    /// built-in root DS, when none is given and there is no auto-trust-anchor-file), the RFC 5011
+    /// file's current keys, and the negative anchors. A problem names the file and line.
+    /// </summary>
+    public static (TrustAnchors Anchors, AutoTrustAnchor? Auto) LoadTrustAnchors(RecursionConfig r, TimeProvider time)
+    {
+        if (r.AutoTrustAnchorFile is not { } file) return (TrustAnchors.Load(r.TrustAnchorFiles, r.NegativeTrustAnchors), null);
+        var others = r.TrustAnchorFiles.Count > 0
+            ? TrustAnchors.Load(r.TrustAnchorFiles, r.NegativeTrustAnchors)
+            : TrustAnchors.From([], r.NegativeTrustAnchors.Select(ServerConfig.AbsoluteName), "no other anchors");
+        var auto = AutoTrustAnchor.Load(file, time, others);
+        return (auto.Anchors, auto);
+    }
+
+    private CancellationTokenSource? _anchorUpdates;
+
+    /// <summary>
+    /// RFC 5011 §2.3: the anchored zone's DNSKEY RRset is fetched through the resolver when the
+    /// refresh timer says, the state machine run and the file rewritten; the resolver validates with
+    /// the new anchors from then on.
+    /// </summary>
+    private void StartAnchorUpdates(IterativeResolver resolver, AutoTrustAnchor auto)
+    {
+        var cts = new CancellationTokenSource();
+        _anchorUpdates = cts;
+        resolver.Anchors = auto.Anchors;
+        _ = Task.Run(async () =>
+        {
+            while (!cts.IsCancellationRequested)
+            {
+                TimeSpan next;
+                try
+                {
+                    next = await auto.RefreshAsync(resolver.FetchDnskeysAsync, cts.Token).ConfigureAwait(false);
+                    resolver.Anchors = auto.Anchors;
+                    if (auto.LastChanges.Count > 0)
+                        _logger.LogWarning("trust anchor {Zone} ({File}): {Changes}", auto.Zone, auto.File, string.Join("; ", auto.LastChanges));
+                    if (auto.LastProblem is { } problem)
+                        _logger.LogWarning("trust anchor {Zone} refresh: {Problem}", auto.Zone, problem);
+                }
+                catch (OperationCanceledException) { return; }
+                catch (Exception e)
+                {
+                    _logger.LogError(e, "trust anchor {Zone} ({File}) could not be refreshed", auto.Zone, auto.File);
+                    next = TimeSpan.FromHours(1);
+                }
+                try { await Task.Delay(next, _time, cts.Token).ConfigureAwait(false); }
+                catch (OperationCanceledException) { return; }
+            }
+        });
+    }
+
+    private void StopAnchorUpdates()
+    {
+        _anchorUpdates?.Cancel();
+        _anchorUpdates?.Dispose();
+        _anchorUpdates = null;
     }
 
     private void DisposeRecursion()
     {
+        StopAnchorUpdates();
         Processor.Recursion = null;
         (_recursion as IDisposable)?.Dispose();
         _recursion = null;
     }
 
     /// <summary>The recursion: section as the resolver's options (the configuration was validated: values parse).</summary>
-    public static ResolverOptions ResolverOptionsFrom(RecursionConfig r)
+    public static ResolverOptions ResolverOptionsFrom(RecursionConfig r, TimeProvider? time = null)
     {
         var forwarders = new Dictionary<DnsName, IReadOnlyList<IPEndPoint>>();
         foreach (var (zone, servers) in r.ForwardZones)
@@ -87,7 +152,7 @@ public sealed partial class DnsServer
             OutgoingAddresses = r.OutgoingInterface.Select(System.Net.IPAddress.Parse).ToArray(),
             ServeStale = r.ServeStale,
             Prefetch = r.Prefetch,
-            TrustAnchors = r.DnssecValidation ? Validation.TrustAnchors.Load(r.TrustAnchorFiles, r.NegativeTrustAnchors) : null,
+            TrustAnchors = r.DnssecValidation ? LoadTrustAnchors(r, time ?? TimeProvider.System).Anchors : null,
             AllowSha1 = r.DnssecSha1,
         };
     }
@@ -98,6 +163,6 @@ public sealed partial class DnsServer
         string.Join(",", r.Forwarders),
         string.Join(";", r.ForwardZones.OrderBy(z => z.Key, StringComparer.OrdinalIgnoreCase).Select(z => z.Key + "=" + string.Join(",", z.Value))),
         r.CacheSize, r.CacheMinTtl, r.CacheMaxTtl, r.CacheMaxNegativeTtl, r.QnameMinimisation, r.ServeStale, r.Prefetch, string.Join(",", r.OutgoingInterface),
-        r.DnssecValidation, string.Join(",", r.TrustAnchorFiles), string.Join(",", r.TrustAnchorFiles.Select(f => File.Exists(f) ? File.ReadAllText(f) : "")),
+        r.DnssecValidation, r.AutoTrustAnchorFile, string.Join(",", r.TrustAnchorFiles), string.Join(",", r.TrustAnchorFiles.Select(f => File.Exists(f) ? File.ReadAllText(f) : "")),
         string.Join(",", r.NegativeTrustAnchors), r.DnssecSha1);
 }

@@ -41,7 +41,17 @@ public sealed partial class IterativeResolver
     private readonly ConcurrentDictionary<DnsName, Cut> _cuts = new();
 
     /// <summary>The trust anchors validation starts from (null: no validation); RFC 5011 updates swap them.</summary>
-    public TrustAnchors? Anchors { get => _anchors; set => _anchors = value; }
+    public TrustAnchors? Anchors
+    {
+        get => _anchors;
+        set
+        {
+            if (ReferenceEquals(_anchors, value)) return;
+            _anchors = value;
+            // Zone states were built on the old anchors: rebuild them (from the record cache) on the new.
+            _cuts.Clear();
+        }
+    }
 
     /// <summary>The validator's verdict on one response, as the cache stores it.</summary>
     private readonly record struct Verdict(ValidationState State, int Reason, uint MaxTtl)
@@ -299,6 +309,24 @@ public sealed partial class IterativeResolver
         Cache.AddRRset(dnskeys, TrustRank.AuthAnswer, state, sigs,
             state == ValidationState.Bogus ? (int)(result.Reason ?? ExtendedDnsErrorCode.DnssecBogus) : -1, result.MaxTtl);
         return (keys, ttl);
+    }
+
+    /// <summary>
+    /// The DNSKEY RRset of <paramref name="zone"/> and its RRSIGs, fresh from upstream (RFC 5011
+    /// active refresh: the cache is not asked), for the trust anchor updater to judge; null when no
+    /// server answered with it.
+    /// </summary>
+    public async Task<(IReadOnlyList<ResourceRecord> Keys, IReadOnlyList<ResourceRecord> Sigs)?> FetchDnskeysAsync(DnsName zone, CancellationToken token)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(token);
+        cts.CancelAfter(_options.ResolutionTimeout);
+        var o = await ResolveOneAsync(zone, RecordType.DNSKEY, RecordClass.IN, new Context(cts.Token), refresh: true, validate: false).ConfigureAwait(false);
+        // The fetch cached the RRset unjudged: the zone's state is rebuilt (and the RRset judged) when next needed.
+        _cuts.TryRemove(zone.ToLowerInvariant(), out _);
+        if (o.Kind != Kind.Answer) return null;
+        var keys = o.Records.FindAll(r => r.Type == RecordType.DNSKEY && r.Owner == zone);
+        var sigs = o.Records.FindAll(r => r.Type == RecordType.RRSIG && r.Owner == zone);
+        return keys.Count == 0 ? null : (keys, sigs);
     }
 
     /// <summary>Drops expired zone states; if that is not enough, all of them (they are rebuilt from the record cache).</summary>

@@ -106,6 +106,39 @@ public sealed class TrustAnchors
         return new TrustAnchors(anchors, nta, source);
     }
 
+    /// <summary>
+    /// Anchors built in code from DS and DNSKEY <paramref name="records"/> (other types ignored, revoked
+    /// keys ignored) and negative anchors; <paramref name="source"/> says where they came from.
+    /// </summary>
+    public static TrustAnchors From(IEnumerable<ResourceRecord> records, IEnumerable<DnsName>? negative = null, string source = "in code")
+    {
+        var anchors = new Dictionary<DnsName, (List<ResourceRecord>, List<ResourceRecord>)>();
+        Add(anchors, [.. records]);
+        return new TrustAnchors(anchors, negative ?? [], source);
+    }
+
+    /// <summary>
+    /// These anchors with those of <paramref name="zone"/> replaced by <paramref name="records"/> (its DS
+    /// and DNSKEY records; other zones and the negative anchors kept). No usable record for the zone
+    /// removes its trust point: RFC 5011 §5, a trust point whose keys are all revoked is treated as if it
+    /// had never been configured (names below it are then insecure unless a higher anchor covers them).
+    /// </summary>
+    public TrustAnchors With(DnsName zone, IEnumerable<ResourceRecord> records, string source)
+    {
+        var owner = zone.ToLowerInvariant();
+        var anchors = new Dictionary<DnsName, (List<ResourceRecord>, List<ResourceRecord>)>();
+        foreach (var (z, a) in _anchors)
+            if (!z.Equals(owner)) anchors[z] = a;
+        var mine = new List<ResourceRecord>();
+        foreach (var r in records)
+            if (r.Owner.ToLowerInvariant().Equals(owner)) mine.Add(r);
+        Add(anchors, mine);
+        return new TrustAnchors(anchors, _negative, source);
+    }
+
+    /// <summary>No anchors at all, no negative anchors.</summary>
+    public static TrustAnchors None { get; } = From([], null, "none");
+
     private static List<ResourceRecord> Read(TextReader text, string name)
     {
         try

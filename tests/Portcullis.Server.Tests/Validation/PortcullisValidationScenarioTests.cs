@@ -180,6 +180,39 @@ public sealed class PortcullisValidationScenarioTests(SignedHierarchyFixture fix
         Assert.Null(SignedHierarchy.Check(rsa, SignedHierarchy.Run(resolver.EndPoint, rsa)));
     }
 
+    /// <summary>
+    /// auto-trust-anchor-file (RFC 5011): seeded with the root's DS, as one would copy Debian's
+    /// root.key; the server validates from it at once, and its first refresh (the root's DNSKEY RRset
+    /// fetched through the resolver) rewrites the file with the root's KSK as a VALID anchor.
+    /// </summary>
+    [Fact]
+    public void An_auto_trust_anchor_file_seeded_with_the_root_DS_is_rewritten_with_the_validated_KSK()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"portcullis-autokey-{Guid.NewGuid():N}");
+        File.Copy(Hierarchy.TrustAnchorFile, file);
+        try
+        {
+            using var resolver = Start(c => c.Recursion.AutoTrustAnchorFile = file);
+            var root = SignedHierarchy.Scenarios.Single(s => s.Name == "nsec-answer");
+            Assert.Null(SignedHierarchy.Check(root, SignedHierarchy.Run(resolver.EndPoint, root)));
+            // The refresh runs on its own task: wait (bounded) for the file to show its outcome.
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            string text = File.ReadAllText(file);
+            while (!(text.Contains("state=VALID") && !text.Contains(" DS ")) && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(50);
+                text = File.ReadAllText(file);
+            }
+            Assert.Contains(" DNSKEY 257 3 13 ", text);
+            Assert.Contains("state=VALID", text);
+            Assert.DoesNotContain(" DS ", text);
+            // And the server goes on validating from the rewritten anchors.
+            var tld = SignedHierarchy.Scenarios.Single(s => s.Name == "deep-chain");
+            Assert.Null(SignedHierarchy.Check(tld, SignedHierarchy.Run(resolver.EndPoint, tld)));
+        }
+        finally { File.Delete(file); }
+    }
+
     /// <summary>dnssec-validation: false — the operator's switch: no AD, bogus data served as it comes.</summary>
     [Fact]
     public void With_validation_off_nothing_is_judged()
