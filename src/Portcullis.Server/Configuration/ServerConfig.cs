@@ -279,6 +279,8 @@ public sealed class RecursionConfig
     public List<string> NegativeTrustAnchors { get; set; } = [];
     /// <summary>Trust RSASHA1 signatures and SHA-1 DS digests (true, as Unbound and BIND on Debian); false makes zones relying on them insecure.</summary>
     public bool DnssecSha1 { get; set; } = true;
+    /// <summary>RFC 8198: answer NXDOMAIN/NODATA from validated NSEC ranges already cached (Unbound's aggressive-nsec).</summary>
+    public bool AggressiveNsec { get; set; } = true;
 }
 
 public sealed class LimitsConfig

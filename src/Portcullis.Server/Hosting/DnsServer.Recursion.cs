@@ -154,6 +154,7 @@ public sealed partial class DnsServer
             Prefetch = r.Prefetch,
             TrustAnchors = r.DnssecValidation ? LoadTrustAnchors(r, time ?? TimeProvider.System).Anchors : null,
             AllowSha1 = r.DnssecSha1,
+            AggressiveNsec = r.AggressiveNsec,
         };
     }
 
@@ -164,5 +165,5 @@ public sealed partial class DnsServer
         string.Join(";", r.ForwardZones.OrderBy(z => z.Key, StringComparer.OrdinalIgnoreCase).Select(z => z.Key + "=" + string.Join(",", z.Value))),
         r.CacheSize, r.CacheMinTtl, r.CacheMaxTtl, r.CacheMaxNegativeTtl, r.QnameMinimisation, r.ServeStale, r.Prefetch, string.Join(",", r.OutgoingInterface),
         r.DnssecValidation, r.AutoTrustAnchorFile, string.Join(",", r.TrustAnchorFiles), string.Join(",", r.TrustAnchorFiles.Select(f => File.Exists(f) ? File.ReadAllText(f) : "")),
-        string.Join(",", r.NegativeTrustAnchors), r.DnssecSha1);
+        string.Join(",", r.NegativeTrustAnchors), r.DnssecSha1, r.AggressiveNsec);
 }

@@ -50,6 +50,7 @@ public sealed partial class IterativeResolver
             _anchors = value;
             // Zone states were built on the old anchors: rebuild them (from the record cache) on the new.
             _cuts.Clear();
+            NsecRanges.Clear();
         }
     }
 
@@ -327,6 +328,31 @@ public sealed partial class IterativeResolver
         var keys = o.Records.FindAll(r => r.Type == RecordType.DNSKEY && r.Owner == zone);
         var sigs = o.Records.FindAll(r => r.Type == RecordType.RRSIG && r.Owner == zone);
         return keys.Count == 0 ? null : (keys, sigs);
+    }
+
+    /// <summary>The validated NSEC ranges answers are synthesised from (RFC 8198).</summary>
+    public AggressiveNsec NsecRanges { get; } = new();
+
+    /// <summary>Keeps the NSEC records of a secure negative answer for RFC 8198 synthesis.</summary>
+    private void KeepNsecRanges(ResourceRecord soa, List<ResourceRecord> proof, Verdict verdict)
+    {
+        if (verdict.State != ValidationState.Secure || !_options.AggressiveNsec || soa.Class != RecordClass.IN || soa.Data.Length < 20) return;
+        uint minimum = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(soa.Data.AsSpan(soa.Data.Length - 4));
+        uint ttl = Math.Min(Math.Min(soa.Ttl, minimum), Math.Min(verdict.MaxTtl, (uint)_options.MaxNegativeTtl.TotalSeconds));
+        NsecRanges.Add(soa, proof, ttl, Cache.NowMs);
+    }
+
+    /// <summary>
+    /// RFC 8198: NXDOMAIN or NODATA from cached validated NSEC ranges, secure, cached as any negative
+    /// answer (so the next asker is answered on the receive thread); null when the ranges do not prove it.
+    /// </summary>
+    private Outcome? FromNsecRanges(DnsName name, RecordType type, RecordClass @class)
+    {
+        if (!_options.AggressiveNsec || _anchors is null || @class != RecordClass.IN || type is RecordType.ANY) return null;
+        if (!NsecRanges.TrySynthesise(name, type, Cache.NowMs, out bool nx, out var soa, out var proof, out uint ttl)) return null;
+        var soaNow = soa.WithTtl(Math.Min(soa.Ttl, ttl));
+        Cache.AddNegative(name, type, @class, nx, soaNow, TrustRank.AuthAuthority, ValidationState.Secure, proof, -1, ttl);
+        return new Outcome(nx ? Kind.NxDomain : Kind.NoData, [], NegativeSoa(soaNow)) { Validation = ValidationState.Secure, Proof = proof };
     }
 
     /// <summary>Drops expired zone states; if that is not enough, all of them (they are rebuilt from the record cache).</summary>

@@ -221,6 +221,7 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
     {
         var cached = refresh ? null : FromCache(name, type, @class, allowStale: false);
         if (cached is not null) return cached;
+        if (validate && !refresh && FromNsecRanges(name, type, @class) is { } synthesised) return synthesised;
         foreach (var (zone, servers) in _forwarders)
             if (name.IsSubdomainOf(zone)) return await ForwardAsync(name, type, @class, servers, ctx, validate).ConfigureAwait(false);
         return await IterateAsync(name, type, @class, ctx, validate).ConfigureAwait(false);
@@ -619,8 +620,11 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             var proof = DenialProof(m, soa);
             // RFC 2308 §5: without the SOA a negative answer is not cached.
             if (soa is not null)
+            {
                 Cache.AddNegative(qname, qtype, @class, nxDomain: true, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority,
                     verdict.State, proof, verdict.Reason, verdict.MaxTtl);
+                KeepNsecRanges(soa, proof, verdict);
+            }
             return new Outcome(Kind.NxDomain, [], NegativeSoa(soa)) { Validation = verdict.State, Reason = verdict.Reason, Proof = proof };
         }
         var nsSets = GroupRRsets(m.Authority).FindAll(s => s[0].Type == RecordType.NS && s[0].Class == @class);
@@ -649,8 +653,11 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
         {
             var proof = DenialProof(m, soa);
             if (soa is not null)
+            {
                 Cache.AddNegative(qname, qtype, @class, nxDomain: false, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority,
                     verdict.State, proof, verdict.Reason, verdict.MaxTtl);
+                KeepNsecRanges(soa, proof, verdict);
+            }
             return new Outcome(Kind.NoData, [], NegativeSoa(soa)) { Validation = verdict.State, Reason = verdict.Reason, Proof = proof };
         }
         return new Outcome(Kind.Lame, [], Failure: "not authoritative");

@@ -52,4 +52,6 @@ public sealed record ResolverOptions
     public Validation.TrustAnchors? TrustAnchors { get; init; }
     /// <summary>SHA-1 in DNSSEC (RSASHA1 signatures, SHA-1 DS): trusted (the default, as Unbound and BIND on Debian), or treated as unsupported, making such zones insecure (RHEL's policy).</summary>
     public bool AllowSha1 { get; init; } = true;
+    /// <summary>RFC 8198: NXDOMAIN/NODATA synthesised from validated NSEC ranges in the cache (Unbound's aggressive-nsec, on by default).</summary>
+    public bool AggressiveNsec { get; init; } = true;
 }

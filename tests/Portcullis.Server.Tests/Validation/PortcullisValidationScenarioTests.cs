@@ -213,6 +213,46 @@ public sealed class PortcullisValidationScenarioTests(SignedHierarchyFixture fix
         finally { File.Delete(file); }
     }
 
+    /// <summary>
+    /// RFC 8198: after one validated NXDOMAIN and one NODATA, other names in the same NSEC range and
+    /// other types at the same name are answered NXDOMAIN/NODATA with AD and the NSEC proof, without a
+    /// single query upstream; with aggressive-nsec: false the same question goes upstream.
+    /// </summary>
+    [Fact]
+    public void Validated_NSEC_ranges_answer_other_names_in_them_without_asking_upstream()
+    {
+        ValidationResult Ask(Resolver r, string name, string type) =>
+            SignedHierarchy.Run(r.EndPoint, new ValidationScenario("aggressive", name, type, ValidationOutcome.Secure, null, ""));
+        using (var resolver = Start())
+        {
+            Assert.Equal("NXDOMAIN", Ask(resolver, "nx.secure-nsec.test.", "A").Rcode);
+            Assert.Equal("NOERROR", Ask(resolver, "www.secure-nsec.test.", "TXT").Rcode);
+            long sent = resolver.Built.Upstream.QueriesSent;
+            var nx = Ask(resolver, "ny.secure-nsec.test.", "A");
+            Assert.Equal("NXDOMAIN", nx.Rcode);
+            Assert.True(nx.Ad);
+            Assert.Matches(@"\sNSEC\s", nx.Text);
+            var nodata = Ask(resolver, "www.secure-nsec.test.", "MX");
+            Assert.Equal("NOERROR", nodata.Rcode);
+            Assert.True(nodata.Ad);
+            Assert.Empty(nodata.Answer);
+            Assert.Equal(sent, resolver.Built.Upstream.QueriesSent);
+            Assert.Equal(2, resolver.Built.NsecRanges.Synthesised);
+            // Where a wildcard exists, a name in an NSEC range is no NXDOMAIN: the wildcard answers it.
+            Assert.Equal("NOERROR", Ask(resolver, "anything.wild.test.", "AAAA").Rcode);
+            var wild = Ask(resolver, "other.wild.test.", "A");
+            Assert.Equal("NOERROR", wild.Rcode);
+            Assert.Contains("other.wild.test. A 192.0.2.50", wild.Answer);
+        }
+        using (var plain = Start(c => c.Recursion.AggressiveNsec = false))
+        {
+            Assert.Equal("NXDOMAIN", Ask(plain, "nx.secure-nsec.test.", "A").Rcode);
+            long sent = plain.Built.Upstream.QueriesSent;
+            Assert.Equal("NXDOMAIN", Ask(plain, "ny.secure-nsec.test.", "A").Rcode);
+            Assert.True(plain.Built.Upstream.QueriesSent > sent);
+        }
+    }
+
     /// <summary>dnssec-validation: false — the operator's switch: no AD, bogus data served as it comes.</summary>
     [Fact]
     public void With_validation_off_nothing_is_judged()
