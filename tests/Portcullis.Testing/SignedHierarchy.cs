@@ -124,7 +124,9 @@ public sealed class SignedHierarchy : LoopbackHierarchy
         var specs = new List<ZoneSpec>
         {
             new("secure-nsec.test.", 3, Signing.Nsec, Sld("secure-nsec.test.", 3, "192.0.2.1",
-                $"sub.secure-nsec.test. NS ns.sub.secure-nsec.test.\nns.sub.secure-nsec.test. A {a(4)}\n{k.Sld.DsLine("sub.secure-nsec.test.")}\n")),
+                $"sub.secure-nsec.test. NS ns.sub.secure-nsec.test.\nns.sub.secure-nsec.test. A {a(4)}\n{k.Sld.DsLine("sub.secure-nsec.test.")}\n"
+                + "alias.secure-nsec.test. CNAME www.secure-nsec3.test.\nout.secure-nsec.test. CNAME www.insecure.test.\n"
+                + "dname.secure-nsec.test. DNAME secure-nsec3.test.\n")),
             new("secure-nsec3.test.", 3, Signing.Nsec3, Sld("secure-nsec3.test.", 3, "192.0.2.2")),
             new("optout.test.", 3, Signing.Nsec3OptOut, Sld("optout.test.", 3, "192.0.2.3",
                 $"unsigned.optout.test. NS ns.unsigned.optout.test.\nns.unsigned.optout.test. A {a(4)}\n")),
@@ -367,6 +369,12 @@ public sealed class SignedHierarchy : LoopbackHierarchy
         new("nsec3-nodata", "www.secure-nsec3.test.", "TXT", ValidationOutcome.Secure, null, "matching NSEC3 lacks TXT (RFC 5155 §8.5)"),
         new("deep-chain", "www.sub.secure-nsec.test.", "A", ValidationOutcome.Secure, null, "root → test. → secure-nsec.test. → sub.secure-nsec.test.")
             { Data = "192.0.2.8" },
+        new("cname-secure", "alias.secure-nsec.test.", "A", ValidationOutcome.Secure, null,
+            "a signed CNAME into another signed zone: each link validated on its own zone's keys") { Data = "192.0.2.2" },
+        new("cname-to-insecure", "out.secure-nsec.test.", "A", ValidationOutcome.Insecure, null,
+            "a signed CNAME into an insecure delegation: the chain is only as secure as its weakest link") { Data = "192.0.2.9" },
+        new("dname", "www.dname.secure-nsec.test.", "A", ValidationOutcome.Secure, null,
+            "a signed DNAME: the CNAME synthesised from it (RFC 6672), then the target's signed data") { Data = "192.0.2.2" },
         new("wildcard", "anything.wild.test.", "A", ValidationOutcome.Secure, null, "*.wild.test expanded: RRSIG labels 2 < 3, NSEC covers the next closer")
             { Data = "192.0.2.50" },
         new("wildcard-nodata", "anything.wild.test.", "AAAA", ValidationOutcome.Secure, null, "NSEC of *.wild.test lacks AAAA, another covers anything.wild.test"),

@@ -15,6 +15,8 @@ public readonly record struct SignerKeys(DnssecSecurity Security, IReadOnlyList<
 public readonly record struct ResponseVerdict(DnssecSecurity Security, ExtendedDnsErrorCode? Reason, uint MaxTtl, string? Detail)
 {
     public bool IsSecure => Security == DnssecSecurity.Secure;
+    /// <summary>The NSEC and NSEC3 records that verified, with their RRSIGs: all a cache may keep of the denial (and use again, RFC 8198).</summary>
+    public IReadOnlyList<ResourceRecord> Denial { get; init; } = [];
 }
 
 /// <summary>
@@ -37,20 +39,14 @@ public static class ResponseValidator
         var answers = Group(response.Answers);
         var authority = Group(response.Authority);
         // The answer section: each RRset (CNAME/DNAME chains included) on its own signer's keys.
-        var target = question.Name;
-        bool answered = false;
         foreach (var set in answers)
         {
             if (set.Type == RecordType.RRSIG) continue;
             // A CNAME synthesised from a DNAME in the answer is unsigned (RFC 6672 §5.3.1): the
-            // DNAME is validated, and the resolver builds its own CNAME from it.
+            // DNAME is validated, and the chain below follows the DNAME, not the wire CNAME.
             if (set.Type == RecordType.CNAME && !HasSignatures(set, answers)
                 && answers.Exists(d => d.Type == RecordType.DNAME && set.Owner.IsSubdomainOf(d.Owner) && set.Owner != d.Owner))
-            {
-                if (set.Owner == target && set.Records.Count > 0 && DnsName.TryMeasureWire(set.Records[0].Data, out int cl, out _))
-                    target = DnsName.FromWire(set.Records[0].Data.AsSpan(0, cl));
                 continue;
-            }
             var result = ValidateSet(set, answers, keysFor, now, ref budget, out var signer);
             state.Add(result.Security, result.Reason, result.MaxTtl, $"{set.Owner} {RecordTypes.ToText(set.Type)}");
             if (result.Security == DnssecSecurity.Secure && result.Labels < set.Owner.LabelCount && !set.Owner.IsWildcard)
@@ -61,17 +57,15 @@ public static class ResponseValidator
                     state.Add(proof is DenialResult.OptOut or DenialResult.Unsupported ? DnssecSecurity.Insecure : DnssecSecurity.Bogus,
                         Reason(proof), uint.MaxValue, $"{set.Owner}: wildcard answer without proof that the name does not exist");
             }
-            if (set.Owner == target)
-            {
-                if (set.Type == question.Type || question.Type == RecordType.ANY) answered = true;
-                else if (set.Type == RecordType.CNAME && set.Records.Count > 0 && DnsName.TryMeasureWire(set.Records[0].Data, out int length, out _))
-                    target = DnsName.FromWire(set.Records[0].Data.AsSpan(0, length));
-            }
         }
+        var (target, answered) = FollowChain(answers, question);
         if (answered || response.Header.Rcode is not (byte)Rcode.NoError and not (byte)Rcode.NXDomain) return state.Result;
 
         // A negative answer for the end of the chain: SOA and NSEC/NSEC3 validated, then the proof.
         var soa = authority.FirstOrDefault(s => s.Type == RecordType.SOA && target.IsSubdomainOf(s.Owner));
+        // A chain that leads out of what this response holds (no SOA for its end): judged as far as
+        // it goes; its target is a question of its own.
+        if (soa is null && target != question.Name) return state.Result;
         if (soa is null)
         {
             // No SOA: a referral or a lame answer, not a negative answer this validator can judge.
@@ -102,6 +96,45 @@ public static class ResponseValidator
         return state.Result;
     }
 
+    /// <summary>
+    /// The end of the answer chain from the question's name: data of the type asked (answered), or
+    /// the last name reached through CNAMEs and DNAMEs (the DNAME substitution computed here, RFC
+    /// 6672 §2.2, never read from the wire CNAME).
+    /// </summary>
+    private static (DnsName Target, bool Answered) FollowChain(List<RecordSet> answers, DnsQuestion question)
+    {
+        var target = question.Name;
+        for (int step = 0; step < 32; step++)
+        {
+            if (answers.Exists(s => s.Owner == target && s.Type != RecordType.RRSIG && (s.Type == question.Type || question.Type == RecordType.ANY)))
+                return (target, true);
+            var cname = answers.Find(s => s.Owner == target && s.Type == RecordType.CNAME && HasSignaturesOrNoDname(s, answers));
+            if (cname is not null && cname.Records.Count > 0 && DnsName.TryMeasureWire(cname.Records[0].Data, out int length, out _))
+            {
+                target = DnsName.FromWire(cname.Records[0].Data.AsSpan(0, length));
+                continue;
+            }
+            var dname = answers.Find(s => s.Type == RecordType.DNAME && target.IsSubdomainOf(s.Owner) && target != s.Owner);
+            if (dname is not null && dname.Records.Count > 0 && DnsName.TryMeasureWire(dname.Records[0].Data, out int dl, out _))
+            {
+                var into = DnsName.FromWire(dname.Records[0].Data.AsSpan(0, dl));
+                int prefix = target.WireLength - dname.Owner.WireLength;
+                if (prefix + into.WireLength > DnsName.MaxLength) break;
+                var wire = new byte[prefix + into.WireLength];
+                target.Wire[..prefix].CopyTo(wire);
+                into.Wire.CopyTo(wire.AsSpan(prefix));
+                target = DnsName.FromWire(wire);
+                continue;
+            }
+            break;
+        }
+        return (target, false);
+    }
+
+    /// <summary>A CNAME the chain may follow: signed, or not one synthesised below a DNAME of the answer.</summary>
+    private static bool HasSignaturesOrNoDname(RecordSet set, List<RecordSet> answers) =>
+        HasSignatures(set, answers) || !answers.Exists(d => d.Type == RecordType.DNAME && set.Owner.IsSubdomainOf(d.Owner) && set.Owner != d.Owner);
+
     private static ExtendedDnsErrorCode? Reason(DenialResult d) => d switch
     {
         DenialResult.Unsupported => ExtendedDnsErrorCode.UnsupportedNsec3IterationsValue,
@@ -119,9 +152,17 @@ public static class ResponseValidator
         foreach (var set in sets)
         {
             if (set.Type is not (RecordType.NSEC or RecordType.NSEC3)) continue;
+            // Only validated records prove anything; others are ignored (not counted against the
+            // verdict: an extra unsigned NSEC must not make a signed answer insecure). Without
+            // validated ones the proof fails, and that is bogus.
             var result = ValidateSet(set, sets, keysFor, now, ref budget, out _);
+            if (result.Security != DnssecSecurity.Secure)
+            {
+                if (result.LimitExceeded) state.Add(DnssecSecurity.Bogus, result.Reason, uint.MaxValue, "validation limit");
+                continue;
+            }
             state.Add(result.Security, result.Reason, result.MaxTtl, $"{set.Owner} {RecordTypes.ToText(set.Type)}");
-            if (result.Security != DnssecSecurity.Secure) continue;
+            state.AddDenial(set.Records, sets, set.Owner, set.Type);
             foreach (var r in set.Records)
             {
                 if (r.Type == RecordType.NSEC && NsecRecord.From(r) is { } n) nsecs.Add(n);
@@ -206,6 +247,18 @@ public static class ResponseValidator
         private ExtendedDnsErrorCode? _reason = null;
         private uint _maxTtl = uint.MaxValue;
         private string? _detail;
+        private List<ResourceRecord>? _denial;
+
+        /// <summary>Keeps a verified NSEC/NSEC3 RRset and the RRSIGs covering it.</summary>
+        public void AddDenial(List<ResourceRecord> records, List<RecordSet> section, DnsName owner, RecordType type)
+        {
+            _denial ??= [];
+            foreach (var r in records) if (!_denial.Contains(r)) _denial.Add(r);
+            foreach (var s in section)
+                if (s.Type == RecordType.RRSIG && s.Owner == owner)
+                    foreach (var r in s.Records)
+                        if (Rrsig.TryRead(r.Data, out var sig) && sig.TypeCovered == type && !_denial.Contains(r)) _denial.Add(r);
+        }
 
         public void Add(DnssecSecurity security, ExtendedDnsErrorCode? reason, uint maxTtl, string detail)
         {
@@ -218,6 +271,6 @@ public static class ResponseValidator
 
         private static int Rank(DnssecSecurity s) => s switch { DnssecSecurity.Secure => 0, DnssecSecurity.Insecure => 1, _ => 2 };
 
-        public readonly ResponseVerdict Result => new(Security, _reason, _maxTtl, _detail);
+        public readonly ResponseVerdict Result => new(Security, _reason, _maxTtl, _detail) { Denial = _denial ?? [] };
     }
 }

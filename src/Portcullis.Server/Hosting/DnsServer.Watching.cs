@@ -116,6 +116,16 @@ public sealed partial class DnsServer
             unit: "bytes", description: "Approximate memory of the resolver's cache.");
         Meter.CreateObservableCounter("portcullis.cache.evictions", () => Sum(s => Cache(s)?.Evictions ?? 0),
             description: "Cache entries evicted to stay within cache-size.");
+        static Resolution.IterativeResolver? Resolver(DnsServer s) => s.Recursion as Resolution.IterativeResolver;
+        Meter.CreateObservableCounter("portcullis.dnssec.validations", () => (Measurement<long>[])
+            [new Measurement<long>(Sum(s => Resolver(s)?.Verdicts.Secure ?? 0), new KeyValuePair<string, object?>("result", "secure")),
+             new Measurement<long>(Sum(s => Resolver(s)?.Verdicts.Insecure ?? 0), new KeyValuePair<string, object?>("result", "insecure")),
+             new Measurement<long>(Sum(s => Resolver(s)?.Verdicts.Bogus ?? 0), new KeyValuePair<string, object?>("result", "bogus"))],
+            description: "Upstream responses the resolver validated, by DNSSEC verdict.");
+        Meter.CreateObservableCounter("portcullis.dnssec.verifications", () => Sum(s => Resolver(s)?.SignatureVerifications ?? 0),
+            description: "Signature verifications run by the validator (bounded per response against KeyTrap).");
+        Meter.CreateObservableCounter("portcullis.dnssec.aggressive", () => Sum(s => Resolver(s)?.NsecRanges.Synthesised ?? 0),
+            description: "Negative answers synthesised from validated NSEC ranges (RFC 8198) instead of asking upstream.");
         Meter.CreateObservableGauge("portcullis.dnssec.signatures.expire", () => s_servers.SelectMany(s => s.SigningMeasurements(next: false)),
             unit: "s", description: "Seconds until the earliest signature of each signed zone expires.");
         Meter.CreateObservableGauge("portcullis.dnssec.next.event", () => s_servers.SelectMany(s => s.SigningMeasurements(next: true)),

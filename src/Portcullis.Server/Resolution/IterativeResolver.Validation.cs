@@ -9,9 +9,10 @@ namespace Portcullis.Server.Resolution;
 
 /// <summary>
 /// DNSSEC validation of what the resolver receives (RFC 4033–4035, RFC 5155), before anything is
-/// cached. Each answer or negative answer is judged by <see cref="ResponseValidator"/> on the keys
-/// of the zones that signed it; those keys come from the chain of trust, walked down from the
-/// closest trust anchor one label at a time (as Unbound's validator walks it):
+/// cached. Of each answer or negative answer only what the cache would keep is judged — the
+/// question's CNAME/DNAME chain, the SOA of a negative answer, the NSEC/NSEC3 records — by
+/// <see cref="ResponseValidator"/>, on the keys of the zones that signed it. Those keys come from
+/// the chain of trust, walked down from the closest trust anchor one label at a time:
 /// <list type="bullet">
 /// <item>at the anchor, the DNSKEY RRset must be signed by a key the anchor designates;</item>
 /// <item>below, "NAME DS" is resolved (from the parent's servers) and validated on the parent's keys:
@@ -19,26 +20,38 @@ namespace Portcullis.Server.Resolution;
 /// with an NSEC/NSEC3 showing NS there (or NSEC3 opt-out) → an insecure delegation, and everything
 /// below is insecure; no DS and no NS → NAME is no zone cut, the walk goes on; anything bogus → bogus.</item>
 /// </list>
-/// Zone states are kept in a bounded cache of their own (<see cref="MaxCuts"/>); DNSKEY and DS
-/// RRsets also go to the record cache with their state. Per response at most
-/// <see cref="MaxZonesPerResponse"/> distinct zones are looked up, on top of
-/// <see cref="ValidationBudget"/> and <see cref="Nsec3Budget"/> (KeyTrap and NSEC3 limits).
+/// Signed data is judged on its signer's keys (the walk goes down to the signer, which must be the
+/// apex of the zone holding it, and not above the closest anchor of the data). Unsigned data is
+/// judged on the state of the zone the answering servers were asked as (the delegation followed);
+/// behind a forwarder, which gives no delegations, on the walk down to its owner.
+/// A chain of trust that cannot be built now (a server unreachable, the question's budget spent)
+/// is a failure of this question only: nothing is cached from it, neither the zone's state nor the data.
+/// Zone states are kept in a bounded cache of their own (<see cref="MaxCuts"/>, rebuilt whenever the
+/// anchors change); DNSKEY and DS RRsets also go to the record cache with their state. Per response
+/// at most <see cref="MaxZonesPerResponse"/> distinct zones are looked up and per question at most
+/// <see cref="MaxVerificationsPerQuestion"/> signatures verified, on top of
+/// <see cref="ValidationBudget"/> and <see cref="Nsec3Budget"/> per response (KeyTrap and NSEC3 limits).
 /// </summary>
 public sealed partial class IterativeResolver
 {
     /// <summary>Zones (signers, or holders of unsigned data) one response may make the validator look up.</summary>
-    public const int MaxZonesPerResponse = 8;
+    public const int MaxZonesPerResponse = 16;
     /// <summary>Zone states kept (each a name and, when secure, its DNSKEY RRset).</summary>
     public const int MaxCuts = 20_000;
+    /// <summary>Signature verifications one client question may cause, its whole chain of trust included (8 responses' worth).</summary>
+    public const int MaxVerificationsPerQuestion = 8 * ValidationBudget.MaxVerifications;
+    /// <summary>The shortest time a zone's state is kept (a DNSKEY or DS TTL of 0 would otherwise rebuild it per question).</summary>
+    public const uint MinCutTtl = 5;
 
     private volatile TrustAnchors? _anchors;
     private long _verifications, _secure, _insecure, _bogus;
+    /// <summary>Zone states on the current anchors; replaced whole when they change.</summary>
+    private volatile ConcurrentDictionary<DnsName, Cut> _cuts = new();
 
     /// <summary>Signature verifications run (each bounded per response by <see cref="ValidationBudget"/>: KeyTrap shows here).</summary>
     public long SignatureVerifications => Interlocked.Read(ref _verifications);
     /// <summary>Responses validated, by verdict.</summary>
     public (long Secure, long Insecure, long Bogus) Verdicts => (Interlocked.Read(ref _secure), Interlocked.Read(ref _insecure), Interlocked.Read(ref _bogus));
-    private readonly ConcurrentDictionary<DnsName, Cut> _cuts = new();
 
     /// <summary>The trust anchors validation starts from (null: no validation); RFC 5011 updates swap them.</summary>
     public TrustAnchors? Anchors
@@ -47,18 +60,31 @@ public sealed partial class IterativeResolver
         set
         {
             if (ReferenceEquals(_anchors, value)) return;
+            // Zone states built on the old anchors are dropped with their dictionary: a walk still
+            // running on it stores into the old one, which nobody reads any more.
+            _cuts = new ConcurrentDictionary<DnsName, Cut>();
             _anchors = value;
-            // Zone states were built on the old anchors: rebuild them (from the record cache) on the new.
-            _cuts.Clear();
             NsecRanges.Clear();
         }
     }
 
-    /// <summary>The validator's verdict on one response, as the cache stores it.</summary>
+    /// <summary>
+    /// The validator's verdict on one response, as the cache stores it. <see cref="Raw"/>: a chain of
+    /// trust's own lookup, judged by its caller (nothing cached); <see cref="Skipped"/>: taken for a
+    /// referral (nothing cached, and an answer is refused); <see cref="Transient"/>: the chain could
+    /// not be built now (nothing cached, the question fails).
+    /// </summary>
     private readonly record struct Verdict(ValidationState State, int Reason, uint MaxTtl)
     {
+        public bool Raw { get; init; }
+        public bool Skipped { get; init; }
+        public bool Transient { get; init; }
+        public IReadOnlyList<ResourceRecord>? Denial { get; init; }
         public static Verdict None { get; } = new(ValidationState.Unchecked, -1, uint.MaxValue);
     }
+
+    /// <summary>The verdict of a lookup made without validation: judged (or not used) by whoever asked.</summary>
+    private Verdict RawVerdict => _anchors is null ? Verdict.None : Verdict.None with { Raw = true };
 
     /// <summary>What is known of a name on the way down: whether it is a zone cut, and if so its keys (or insecurity).</summary>
     private readonly record struct Cut(bool IsCut, SignerKeys Keys, long ExpiresMs);
@@ -95,125 +121,231 @@ public sealed partial class IterativeResolver
         return list;
     }
 
-    /// <summary>A negative answer's proof: the SOA's RRSIGs, the NSEC and NSEC3 records and their RRSIGs (RFC 4035 §3.1.3).</summary>
-    private static List<ResourceRecord> DenialProof(DnsMessage m, ResourceRecord? soa)
+    /// <summary>
+    /// A negative answer's proof as the cache keeps it: the SOA's RRSIGs and the NSEC/NSEC3 records
+    /// (with theirs) — only those the validator verified, when it judged the response (RFC 4035 §3.1.3).
+    /// </summary>
+    private static List<ResourceRecord> DenialProof(DnsMessage m, ResourceRecord? soa, Verdict verdict)
     {
         var list = new List<ResourceRecord>();
         if (soa is null) return list;
         foreach (var r in m.Authority)
         {
+            if (r.Class != soa.Class || r.Type != RecordType.RRSIG || !Rrsig.TryRead(r.Data, out var sig)) continue;
+            if (sig.TypeCovered == RecordType.SOA && r.Owner == soa.Owner) list.Add(r);
+        }
+        if (verdict.Denial is { } validated)
+        {
+            list.AddRange(validated);
+            return list;
+        }
+        // Not judged (validation off): the denial as it came.
+        foreach (var r in m.Authority)
+        {
             if (r.Class != soa.Class) continue;
-            if (r.Type is RecordType.NSEC or RecordType.NSEC3) list.Add(r);
-            else if (r.Type == RecordType.RRSIG && Rrsig.TryRead(r.Data, out var sig)
-                && (sig.TypeCovered is RecordType.NSEC or RecordType.NSEC3 || (sig.TypeCovered == RecordType.SOA && r.Owner == soa.Owner)))
+            if (r.Type is RecordType.NSEC or RecordType.NSEC3
+                || (r.Type == RecordType.RRSIG && Rrsig.TryRead(r.Data, out var sig) && sig.TypeCovered is RecordType.NSEC or RecordType.NSEC3))
                 list.Add(r);
         }
         return list;
     }
 
     /// <summary>
+    /// The part of a response that the cache may keep, as a message of its own for the validator:
+    /// the chain from the question's name within <paramref name="zone"/> (CNAMEs; a DNAME, whose
+    /// substitution is computed, not the wire CNAME), the SOA covering its end, and the NSEC/NSEC3 records — each with its RRSIGs.
+    /// Anything else in the response is not judged: it is not kept either, and must not sway the verdict.
+    /// </summary>
+    private static DnsMessage ValidationView(DnsMessage m, DnsName zone, DnsName qname, RecordType qtype, RecordClass @class)
+    {
+        var view = new DnsMessage { Header = m.Header };
+        view.Questions.Add(new DnsQuestion(qname, qtype, @class));
+        void Take(List<ResourceRecord> from, List<ResourceRecord> into, DnsName owner, RecordType type)
+        {
+            foreach (var r in from)
+                if (r.Class == @class && r.Owner == owner && !into.Contains(r)
+                    && (r.Type == type || (r.Type == RecordType.RRSIG && Rrsig.TryRead(r.Data, out var sig) && sig.TypeCovered == type)))
+                    into.Add(r);
+        }
+        var current = qname;
+        for (int step = 0; step < 16; step++)
+        {
+            // As the scrubber: the chain stops where it leaves the zone the servers were asked as.
+            if (!current.IsSubdomainOf(zone)) break;
+            bool final = false;
+            foreach (var r in m.Answers)
+                if (r.Class == @class && r.Owner == current && r.Type != RecordType.RRSIG && (r.Type == qtype || qtype == RecordType.ANY))
+                {
+                    Take(m.Answers, view.Answers, current, r.Type);
+                    final = true;
+                }
+            if (final) break;
+            var cname = m.Answers.Find(r => r.Class == @class && r.Owner == current && r.Type == RecordType.CNAME);
+            var dname = m.Answers.Find(r => r.Class == @class && r.Type == RecordType.DNAME && current.IsSubdomainOf(r.Owner) && current != r.Owner);
+            if (dname is not null && DnsName.TryMeasureWire(dname.Data, out int dl, out _))
+            {
+                Take(m.Answers, view.Answers, dname.Owner, RecordType.DNAME);
+                var into = DnsName.FromWire(dname.Data.AsSpan(0, dl));
+                int prefix = current.WireLength - dname.Owner.WireLength;
+                if (prefix + into.WireLength > DnsName.MaxLength) break;
+                var wire = new byte[prefix + into.WireLength];
+                current.Wire[..prefix].CopyTo(wire);
+                into.Wire.CopyTo(wire.AsSpan(prefix));
+                current = DnsName.FromWire(wire);
+                continue;
+            }
+            if (cname is not null && DnsName.TryMeasureWire(cname.Data, out int cl, out _))
+            {
+                Take(m.Answers, view.Answers, current, RecordType.CNAME);
+                current = DnsName.FromWire(cname.Data.AsSpan(0, cl));
+                continue;
+            }
+            break;
+        }
+        var soa = m.Authority.Find(r => r.Class == @class && r.Type == RecordType.SOA && current.IsSubdomainOf(r.Owner));
+        if (soa is not null) Take(m.Authority, view.Authority, soa.Owner, RecordType.SOA);
+        foreach (var r in m.Authority)
+            if (r.Class == @class && r.Type is RecordType.NSEC or RecordType.NSEC3) Take(m.Authority, view.Authority, r.Owner, r.Type);
+        return view;
+    }
+
+    /// <summary>
     /// Validates a response that will be classified as an answer or a negative answer (referrals and
     /// lame answers are not judged: nothing from them reaches a client). Returns the verdict the
-    /// cache stores with what it keeps.
+    /// cache stores with what it keeps. <paramref name="zone"/> is the zone the servers were asked as.
     /// </summary>
     private async Task<Verdict> ValidateAsync(DnsMessage m, DnsName zone, DnsName qname, RecordType qtype, RecordClass @class, bool forwarded, Context ctx)
     {
         if (_anchors is not { } anchors) return Verdict.None;
         if (m.Rcode is not (Rcode.NoError or Rcode.NXDomain)) return Verdict.None;
-        if (!forwarded && !m.Header.AuthoritativeAnswer) return Verdict.None;
-        if (IsReferral(m)) return Verdict.None;
-        // The zones whose keys the response needs: the signers its RRSIGs name, and the zones holding
-        // unsigned answer, SOA and denial RRsets (those must turn out insecure).
+        if (!forwarded && !m.Header.AuthoritativeAnswer) return Verdict.None with { Skipped = true };
+        if (!forwarded && IsReferral(m, @class)) return Verdict.None with { Skipped = true };
+        var view = ValidationView(m, zone, qname, qtype, @class);
+        // The zones whose keys the view needs: the signers its RRSIGs name; for unsigned RRsets, the
+        // zone asked (or, behind a forwarder, the zone holding each owner).
         var signers = new List<DnsName>();
         var unsigned = new List<DnsName>();
-        bool dname = m.Answers.Exists(r => r.Type == RecordType.DNAME);
-        foreach (var (section, isAnswer) in ((List<ResourceRecord>, bool)[])[(m.Answers, true), (m.Authority, false)])
-        {
+        foreach (var section in (List<ResourceRecord>[])[view.Answers, view.Authority])
             foreach (var r in section)
             {
-                if (r.Class != @class) continue;
                 if (r.Type == RecordType.RRSIG)
                 {
-                    if (Rrsig.TryRead(r.Data, out var sig) && DnsName.TryMeasureWire(sig.SignerName, out int length, out _))
-                        AddName(signers, DnsName.FromWire(sig.SignerName[..length]));
+                    if (!Rrsig.TryRead(r.Data, out var sig) || !DnsName.TryMeasureWire(sig.SignerName, out int length, out _)) continue;
+                    var signer = DnsName.FromWire(sig.SignerName[..length]).ToLowerInvariant();
+                    // A signer above the closest anchor of the data is no signer of it (an island of trust
+                    // below an insecure parent would otherwise take signatures of that parent).
+                    if (anchors.ClosestAnchor(r.Owner) is { } anchor && anchor != signer && anchor.IsSubdomainOf(signer))
+                        return Judged(new Verdict(ValidationState.Bogus, (int)ExtendedDnsErrorCode.DnssecBogus, RecordCache.BogusTtl));
+                    if (!signers.Contains(signer)) signers.Add(signer);
                     continue;
                 }
-                if (!isAnswer && r.Type is not (RecordType.SOA or RecordType.NSEC or RecordType.NSEC3)) continue;
-                if (isAnswer && dname && r.Type == RecordType.CNAME) continue;
-                if (Signatures(section, r).Count == 0) AddName(unsigned, r.Owner);
+                if (Signatures(section, r).Count == 0)
+                {
+                    var holder = forwarded ? r.Owner.ToLowerInvariant() : zone.ToLowerInvariant();
+                    if (!unsigned.Contains(holder)) unsigned.Add(holder);
+                }
             }
-        }
         if (signers.Count + unsigned.Count > MaxZonesPerResponse)
-            return new Verdict(ValidationState.Bogus, (int)ExtendedDnsErrorCode.DnssecBogus, RecordCache.BogusTtl);
+            return Judged(new Verdict(ValidationState.Bogus, (int)ExtendedDnsErrorCode.DnssecBogus, RecordCache.BogusTtl));
         var keys = new Dictionary<DnsName, SignerKeys>();
-        foreach (var s in signers) keys[s] = await SignerKeysAsync(anchors, s, @class, ctx).ConfigureAwait(false);
+        var holders = new Dictionary<DnsName, SignerKeys>();
+        foreach (var s in signers)
+        {
+            var (k, transient) = await SignerKeysAsync(anchors, s, @class, ctx).ConfigureAwait(false);
+            if (transient) return Verdict.None with { Transient = true };
+            keys[s] = k;
+        }
         foreach (var u in unsigned)
-            if (!keys.ContainsKey(u)) keys[u] = (await ZoneStateAsync(anchors, u, @class, ctx).ConfigureAwait(false)).Keys;
-        SignerKeys KeysFor(DnsName name) =>
-            keys.TryGetValue(name.ToLowerInvariant(), out var k) ? k : SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing);
+        {
+            var (_, k, transient) = await ZoneStateAsync(anchors, u, @class, ctx).ConfigureAwait(false);
+            if (transient) return Verdict.None with { Transient = true };
+            holders[u] = k;
+        }
+        // keysFor(name): a signer's keys; for an unsigned RRset's owner, the state of the zone holding it.
+        var holderOfAll = forwarded ? null : zone.ToLowerInvariant();
+        SignerKeys KeysFor(DnsName name)
+        {
+            var lower = name.ToLowerInvariant();
+            if (keys.TryGetValue(lower, out var k)) return k;
+            if (holders.TryGetValue(holderOfAll ?? lower, out k)) return k;
+            return SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing);
+        }
         var budget = new ValidationBudget { Sha1Disabled = !_options.AllowSha1 };
         var nsec3Budget = new Nsec3Budget();
-        var v = ResponseValidator.Validate(m, new DnsQuestion(qname, qtype, @class), KeysFor, _time.GetUtcNow(), ref budget, ref nsec3Budget);
-        Interlocked.Add(ref _verifications, budget.Verifications);
-        if (v.Security == DnssecSecurity.Secure) Interlocked.Increment(ref _secure);
-        else if (v.Security == DnssecSecurity.Insecure) Interlocked.Increment(ref _insecure);
-        else Interlocked.Increment(ref _bogus);
-        return v.Security switch
+        var v = ResponseValidator.Validate(view, new DnsQuestion(qname, qtype, @class), KeysFor, _time.GetUtcNow(), ref budget, ref nsec3Budget);
+        Spent(ctx, budget.Verifications);
+        if (ctx.Verifications > MaxVerificationsPerQuestion) return Verdict.None with { Transient = true };
+        var verdict = v.Security switch
         {
             DnssecSecurity.Secure => new Verdict(ValidationState.Secure, -1, v.MaxTtl),
-            DnssecSecurity.Insecure => new Verdict(ValidationState.Insecure, -1, uint.MaxValue),
+            DnssecSecurity.Insecure => new Verdict(ValidationState.Insecure, v.Reason is { } r ? (int)r : -1, uint.MaxValue),
             _ => new Verdict(ValidationState.Bogus, (int)(v.Reason ?? ExtendedDnsErrorCode.DnssecBogus), RecordCache.BogusTtl),
         };
+        return Judged(verdict with { Denial = v.Denial });
     }
 
-    private static void AddName(List<DnsName> names, DnsName name)
+    /// <summary>Counts a verdict for the metrics.</summary>
+    private Verdict Judged(Verdict v)
     {
-        var lower = name.ToLowerInvariant();
-        if (!names.Contains(lower)) names.Add(lower);
+        if (v.State == ValidationState.Secure) Interlocked.Increment(ref _secure);
+        else if (v.State == ValidationState.Insecure) Interlocked.Increment(ref _insecure);
+        else if (v.State == ValidationState.Bogus) Interlocked.Increment(ref _bogus);
+        return v;
     }
 
-    /// <summary>A referral: no answer, no SOA, NS in the authority section.</summary>
-    private static bool IsReferral(DnsMessage m) =>
-        m.Answers.Count == 0 && m.Rcode == Rcode.NoError && !m.Authority.Exists(r => r.Type == RecordType.SOA)
-        && m.Authority.Exists(r => r.Type == RecordType.NS);
+    private void Spent(Context ctx, int verifications)
+    {
+        Interlocked.Add(ref _verifications, verifications);
+        ctx.Verifications += verifications;
+    }
+
+    /// <summary>A referral as <see cref="Classify"/> takes it: no answer, no SOA, NS of the class in the authority section.</summary>
+    private static bool IsReferral(DnsMessage m, RecordClass @class) =>
+        m.Answers.Count == 0 && m.Rcode == Rcode.NoError && !m.Authority.Exists(r => r.Type == RecordType.SOA && r.Class == @class)
+        && m.Authority.Exists(r => r.Type == RecordType.NS && r.Class == @class);
 
     /// <summary>The keys of a signer: its zone must be a secure zone cut named exactly so, or lie below an insecure delegation.</summary>
-    private async Task<SignerKeys> SignerKeysAsync(TrustAnchors anchors, DnsName signer, RecordClass @class, Context ctx)
+    private async Task<(SignerKeys Keys, bool Transient)> SignerKeysAsync(TrustAnchors anchors, DnsName signer, RecordClass @class, Context ctx)
     {
-        var (zone, keys) = await ZoneStateAsync(anchors, signer, @class, ctx).ConfigureAwait(false);
+        var (zone, keys, transient) = await ZoneStateAsync(anchors, signer, @class, ctx).ConfigureAwait(false);
         // A signer that is not the apex of the secure zone holding it has no keys (a forged signer name).
-        if (keys.Security == DnssecSecurity.Secure && zone != signer) return SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing);
-        return keys;
+        if (keys.Security == DnssecSecurity.Secure && zone != signer) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), transient);
+        return (keys, transient);
     }
 
     /// <summary>
     /// The deepest zone at or above <paramref name="name"/> and its state: the walk from the closest
     /// trust anchor down, stopping at the first insecure or bogus zone. No anchor above the name,
-    /// or a negative trust anchor (RFC 7646), makes it insecure.
+    /// or a negative trust anchor (RFC 7646), makes it insecure. Transient: some step could not be
+    /// decided now (not cached).
     /// </summary>
-    private async Task<(DnsName Zone, SignerKeys Keys)> ZoneStateAsync(TrustAnchors anchors, DnsName name, RecordClass @class, Context ctx)
+    private async Task<(DnsName Zone, SignerKeys Keys, bool Transient)> ZoneStateAsync(TrustAnchors anchors, DnsName name, RecordClass @class, Context ctx)
     {
         name = name.ToLowerInvariant();
-        if (anchors.IsNegative(name)) return (name, SignerKeys.Insecure);
-        if (anchors.ClosestAnchor(name) is not { } anchor) return (DnsName.Root, SignerKeys.Insecure);
+        if (anchors.IsNegative(name)) return (name, SignerKeys.Insecure, false);
+        if (anchors.ClosestAnchor(name) is not { } anchor) return (DnsName.Root, SignerKeys.Insecure, false);
+        var cuts = _cuts;
         var zone = anchor;
-        var keys = (await CutAsync(anchors, anchor, @class, ctx).ConfigureAwait(false)).Keys;
+        var cut = await CutAsync(cuts, anchors, anchor, @class, ctx).ConfigureAwait(false);
+        if (cut.ExpiresMs == 0) return (zone, cut.Keys, true);
+        var keys = cut.Keys;
         for (int labels = anchor.LabelCount + 1; labels <= name.LabelCount && keys.Security == DnssecSecurity.Secure; labels++)
         {
             var child = name.Parent(name.LabelCount - labels);
-            var cut = await CutAsync(anchors, child, @class, ctx).ConfigureAwait(false);
+            cut = await CutAsync(cuts, anchors, child, @class, ctx).ConfigureAwait(false);
+            if (cut.ExpiresMs == 0) return (child, cut.Keys, true);
             if (!cut.IsCut) continue;
             zone = child;
             keys = cut.Keys;
         }
-        return (zone, keys);
+        return (zone, keys, false);
     }
 
-    /// <summary>What <paramref name="name"/> is (a secure, insecure or bogus zone, or no cut), cached by name.</summary>
-    private async Task<Cut> CutAsync(TrustAnchors anchors, DnsName name, RecordClass @class, Context ctx)
+    /// <summary>What <paramref name="name"/> is (a secure, insecure or bogus zone, or no cut), cached by name; ExpiresMs 0: undecided now.</summary>
+    private async Task<Cut> CutAsync(ConcurrentDictionary<DnsName, Cut> cuts, TrustAnchors anchors, DnsName name, RecordClass @class, Context ctx)
     {
         long now = Cache.NowMs;
-        if (_cuts.TryGetValue(name, out var known) && known.ExpiresMs > now) return known;
+        if (cuts.TryGetValue(name, out var known) && known.ExpiresMs > now) return known;
         // A chain of trust that needs itself (a DS answer signed by the zone it is for) cannot be built.
         if (!ctx.CutsInProgress.Add(name)) return new Cut(true, SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), 0);
         Cut cut;
@@ -222,50 +354,52 @@ public sealed partial class IterativeResolver
             var (anchorDs, anchorKeys) = anchors.For(name);
             if (anchorDs.Count > 0 || anchorKeys.Count > 0)
             {
-                var (keys, ttl) = await ZoneKeysAsync(name, anchorDs, anchorKeys, @class, ctx).ConfigureAwait(false);
-                cut = new Cut(true, keys, Expiry(keys, ttl));
+                var (keys, ttl, transient) = await ZoneKeysAsync(name, anchorDs, anchorKeys, @class, ctx).ConfigureAwait(false);
+                cut = new Cut(true, keys, transient ? 0 : Until(now, keys.Security == DnssecSecurity.Bogus ? RecordCache.BogusTtl : ttl));
             }
             else cut = await CutFromDsAsync(name, @class, ctx).ConfigureAwait(false);
         }
         finally { ctx.CutsInProgress.Remove(name); }
         if (cut.ExpiresMs > now)
         {
-            if (_cuts.Count >= MaxCuts) TrimCuts(now);
-            _cuts[name] = cut;
+            if (cuts.Count >= MaxCuts) TrimCuts(cuts, now);
+            cuts[name] = cut;
         }
         return cut;
-
-        long Expiry(SignerKeys keys, uint ttl) =>
-            now + 1000L * (keys.Security == DnssecSecurity.Bogus ? RecordCache.BogusTtl : Math.Min(ttl, (uint)_options.MaxTtl.TotalSeconds));
     }
+
+    private long Until(long now, uint ttl) => now + 1000L * Math.Clamp(ttl, MinCutTtl, (uint)Math.Max(MinCutTtl, _options.MaxTtl.TotalSeconds));
 
     /// <summary>The cut at <paramref name="name"/> judged from its DS RRset (or the proof that it has none), asked of the parent.</summary>
     private async Task<Cut> CutFromDsAsync(DnsName name, RecordClass @class, Context ctx)
     {
         long now = Cache.NowMs;
         var o = await ResolveOneAsync(name, RecordType.DS, @class, ctx, refresh: false).ConfigureAwait(false);
-        long Until(uint ttl) => now + 1000L * Math.Min(ttl, (uint)_options.MaxTtl.TotalSeconds);
         long bogusUntil = now + 1000L * RecordCache.BogusTtl;
         var bogus = SignerKeys.BogusFor(o.Reason >= 0 ? (ExtendedDnsErrorCode)o.Reason : ExtendedDnsErrorCode.DnssecBogus);
         uint negativeTtl = o.Soa?.Ttl ?? 0;
+        // NSEC3 with too many iterations (RFC 9276) leaves a denial insecure; it cannot make a name a
+        // zone cut, or any unsigned data below it in a signed zone would pass as insecure.
+        bool unsupported = o.Reason == (int)ExtendedDnsErrorCode.UnsupportedNsec3IterationsValue;
         switch (o.Kind)
         {
             case Kind.Answer:
             {
                 var ds = o.Records.FindAll(r => r.Type == RecordType.DS);
                 if (o.Validation == ValidationState.Bogus) return new Cut(true, bogus, bogusUntil);
-                if (o.Validation != ValidationState.Secure)
-                    return new Cut(true, SignerKeys.Insecure, Until(ds.Count > 0 ? ds[0].Ttl : 0));
-                var (keys, ttl) = await ZoneKeysAsync(name, ds, [], @class, ctx).ConfigureAwait(false);
-                return new Cut(true, keys, keys.Security == DnssecSecurity.Bogus ? bogusUntil : Until(Math.Min(ttl, ds.Count > 0 ? ds[0].Ttl : ttl)));
+                if (o.Validation != ValidationState.Secure) return new Cut(true, SignerKeys.Insecure, Until(now, ds.Count > 0 ? ds[0].Ttl : 0));
+                var (keys, ttl, transient) = await ZoneKeysAsync(name, ds, [], @class, ctx).ConfigureAwait(false);
+                if (transient) return new Cut(true, keys, 0);
+                return new Cut(true, keys, keys.Security == DnssecSecurity.Bogus ? bogusUntil : Until(now, Math.Min(ttl, ds.Count > 0 ? ds[0].Ttl : ttl)));
             }
             case Kind.NoData:
                 return o.Validation switch
                 {
                     // No DS: an insecure delegation when the proof shows NS there, else no cut at all.
-                    ValidationState.Secure => new Cut(CutProofs.ShowsDelegation(o.Proof, name), SignerKeys.Insecure, Until(negativeTtl)),
-                    // NSEC3 opt-out (RFC 5155 §9.2) or a parent found insecure.
-                    ValidationState.Insecure => new Cut(true, SignerKeys.Insecure, Until(negativeTtl)),
+                    ValidationState.Secure => new Cut(CutProofs.ShowsDelegation(o.Proof, name), SignerKeys.Insecure, Until(now, negativeTtl)),
+                    // NSEC3 opt-out (RFC 5155 §9.2): an unsigned delegation may be there.
+                    ValidationState.Insecure when !unsupported => new Cut(true, SignerKeys.Insecure, Until(now, negativeTtl)),
+                    ValidationState.Insecure => new Cut(false, SignerKeys.Insecure, Until(now, negativeTtl)),
                     _ => new Cut(true, bogus, bogusUntil),
                 };
             case Kind.NxDomain:
@@ -273,8 +407,9 @@ public sealed partial class IterativeResolver
                 // No such name, or an alias: no zone cut here (data below it is judged on the parent's keys).
                 return o.Validation switch
                 {
-                    ValidationState.Secure => new Cut(false, SignerKeys.Insecure, Until(negativeTtl)),
-                    ValidationState.Insecure => new Cut(true, SignerKeys.Insecure, Until(negativeTtl)),
+                    ValidationState.Secure => new Cut(false, SignerKeys.Insecure, Until(now, negativeTtl)),
+                    ValidationState.Insecure when !unsupported => new Cut(true, SignerKeys.Insecure, Until(now, negativeTtl)),
+                    ValidationState.Insecure => new Cut(false, SignerKeys.Insecure, Until(now, negativeTtl)),
                     _ => new Cut(true, bogus, bogusUntil),
                 };
             default:
@@ -284,21 +419,23 @@ public sealed partial class IterativeResolver
     }
 
     /// <summary>
-    /// A zone's DNSKEY RRset (fetched without the general validation: it is what validates the rest)
-    /// checked against the DS records or trusted keys designating it (RFC 4035 §5.2), and cached with
-    /// its state; the TTL returned is the RRset's, capped by its signatures' life.
+    /// A zone's DNSKEY RRset (fetched without the general validation, and without caching: it is
+    /// what validates the rest) checked against the DS records or trusted keys designating it (RFC
+    /// 4035 §5.2), then cached with its state; the TTL returned is the RRset's, capped by its
+    /// signatures' life. Transient: no answer could be had now.
     /// </summary>
-    private async Task<(SignerKeys Keys, uint Ttl)> ZoneKeysAsync(DnsName zone, IReadOnlyList<ResourceRecord> ds, IReadOnlyList<ResourceRecord> anchorKeys,
-        RecordClass @class, Context ctx)
+    private async Task<(SignerKeys Keys, uint Ttl, bool Transient)> ZoneKeysAsync(DnsName zone, IReadOnlyList<ResourceRecord> ds,
+        IReadOnlyList<ResourceRecord> anchorKeys, RecordClass @class, Context ctx)
     {
         var o = await ResolveOneAsync(zone, RecordType.DNSKEY, @class, ctx, refresh: false, validate: false).ConfigureAwait(false);
-        if (o.Kind != Kind.Answer) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), 0);
+        if (o.Kind is Kind.Fail or Kind.Lame or Kind.Referral) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), 0, true);
+        if (o.Kind != Kind.Answer) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), RecordCache.BogusTtl, false);
         var dnskeys = o.Records.FindAll(r => r.Type == RecordType.DNSKEY && r.Owner == zone);
         var sigs = o.Records.FindAll(r => r.Type == RecordType.RRSIG && r.Owner == zone);
-        if (dnskeys.Count == 0) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), 0);
+        if (dnskeys.Count == 0) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), RecordCache.BogusTtl, false);
         var budget = new ValidationBudget { Sha1Disabled = !_options.AllowSha1 };
         var result = RrsetValidator.ValidateKeys(dnskeys, sigs, zone, ds, anchorKeys, _time.GetUtcNow(), ref budget);
-        Interlocked.Add(ref _verifications, budget.Verifications);
+        Spent(ctx, budget.Verifications);
         uint ttl = Math.Min(dnskeys[0].Ttl, result.MaxTtl);
         var (keys, state) = result.Security switch
         {
@@ -309,21 +446,19 @@ public sealed partial class IterativeResolver
         // The record cache gets the RRset with its verdict, for clients asking for it.
         Cache.AddRRset(dnskeys, TrustRank.AuthAnswer, state, sigs,
             state == ValidationState.Bogus ? (int)(result.Reason ?? ExtendedDnsErrorCode.DnssecBogus) : -1, result.MaxTtl);
-        return (keys, ttl);
+        return (keys, ttl, false);
     }
 
     /// <summary>
     /// The DNSKEY RRset of <paramref name="zone"/> and its RRSIGs, fresh from upstream (RFC 5011
-    /// active refresh: the cache is not asked), for the trust anchor updater to judge; null when no
-    /// server answered with it.
+    /// active refresh: the cache is neither asked nor changed), for the trust anchor updater to
+    /// judge; null when no server answered with it.
     /// </summary>
     public async Task<(IReadOnlyList<ResourceRecord> Keys, IReadOnlyList<ResourceRecord> Sigs)?> FetchDnskeysAsync(DnsName zone, CancellationToken token)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(token);
         cts.CancelAfter(_options.ResolutionTimeout);
         var o = await ResolveOneAsync(zone, RecordType.DNSKEY, RecordClass.IN, new Context(cts.Token), refresh: true, validate: false).ConfigureAwait(false);
-        // The fetch cached the RRset unjudged: the zone's state is rebuilt (and the RRset judged) when next needed.
-        _cuts.TryRemove(zone.ToLowerInvariant(), out _);
         if (o.Kind != Kind.Answer) return null;
         var keys = o.Records.FindAll(r => r.Type == RecordType.DNSKEY && r.Owner == zone);
         var sigs = o.Records.FindAll(r => r.Type == RecordType.RRSIG && r.Owner == zone);
@@ -333,10 +468,11 @@ public sealed partial class IterativeResolver
     /// <summary>The validated NSEC ranges answers are synthesised from (RFC 8198).</summary>
     public AggressiveNsec NsecRanges { get; } = new();
 
-    /// <summary>Keeps the NSEC records of a secure negative answer for RFC 8198 synthesis.</summary>
+    /// <summary>Keeps the NSEC records of a secure negative answer for RFC 8198 synthesis (only those the validator verified).</summary>
     private void KeepNsecRanges(ResourceRecord soa, List<ResourceRecord> proof, Verdict verdict)
     {
-        if (verdict.State != ValidationState.Secure || !_options.AggressiveNsec || soa.Class != RecordClass.IN || soa.Data.Length < 20) return;
+        if (verdict.State != ValidationState.Secure || verdict.Denial is null || !_options.AggressiveNsec || soa.Class != RecordClass.IN
+            || soa.Data.Length < 20) return;
         uint minimum = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(soa.Data.AsSpan(soa.Data.Length - 4));
         uint ttl = Math.Min(Math.Min(soa.Ttl, minimum), Math.Min(verdict.MaxTtl, (uint)_options.MaxNegativeTtl.TotalSeconds));
         NsecRanges.Add(soa, proof, ttl, Cache.NowMs);
@@ -356,10 +492,10 @@ public sealed partial class IterativeResolver
     }
 
     /// <summary>Drops expired zone states; if that is not enough, all of them (they are rebuilt from the record cache).</summary>
-    private void TrimCuts(long now)
+    private static void TrimCuts(ConcurrentDictionary<DnsName, Cut> cuts, long now)
     {
-        foreach (var (name, cut) in _cuts)
-            if (cut.ExpiresMs <= now) _cuts.TryRemove(name, out _);
-        if (_cuts.Count >= MaxCuts) _cuts.Clear();
+        foreach (var (name, cut) in cuts)
+            if (cut.ExpiresMs <= now) cuts.TryRemove(name, out _);
+        if (cuts.Count >= MaxCuts) cuts.Clear();
     }
 }

@@ -159,6 +159,8 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
         public readonly HashSet<(DnsName, RecordType)> InProgress = [];
         /// <summary>Zone cuts whose keys this resolution is establishing (a chain of trust that needs itself is bogus).</summary>
         public readonly HashSet<DnsName> CutsInProgress = [];
+        /// <summary>Signature verifications this question has caused (bounded: MaxVerificationsPerQuestion).</summary>
+        public int Verifications;
     }
 
     private enum Kind { Answer, Cname, NxDomain, NoData, Referral, Lame, Fail }
@@ -305,7 +307,9 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 }
                 // A forwarder is trusted for what it answers (it resolved it): zone = the root, ranks
                 // of a non-authoritative answer (RFC 2181 §5.4.1). Not for its DNSSEC: we validate.
-                var verdict = validate ? await ValidateAsync(r.Message, DnsName.Root, name, type, @class, forwarded: true, ctx).ConfigureAwait(false) : Verdict.None;
+                var verdict = validate ? await ValidateAsync(r.Message, DnsName.Root, name, type, @class, forwarded: true, ctx).ConfigureAwait(false) : RawVerdict;
+                // The chain of trust could not be built now (a server unreachable, a budget spent): not cached, not judged.
+                if (verdict.Transient) return new Outcome(Kind.Fail, [], Failure: "DNSSEC chain of trust unavailable");
                 var o = Classify(r.Message, DnsName.Root, name, type, @class, forwarded: true, verdict);
                 if (o.Kind is Kind.Answer or Kind.Cname or Kind.NxDomain or Kind.NoData) return o;
             }
@@ -418,6 +422,14 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             foreach (var set in GroupRRsets(r.Message.Additional))
                 if (set[0].Type is RecordType.A or RecordType.AAAA && rootNs.Exists(x => DnsName.FromWire(x.Data) == set[0].Owner))
                     Cache.AddRRset(set, TrustRank.Additional);
+            // Validated once cached (the root's keys are fetched through these servers), then kept
+            // with its verdict for clients asking ". NS".
+            if (_anchors is not null)
+            {
+                var verdict = await ValidateAsync(r.Message, DnsName.Root, DnsName.Root, RecordType.NS, @class, forwarded: false, ctx).ConfigureAwait(false);
+                if (!verdict.Transient)
+                    Cache.AddRRset(rootNs, TrustRank.AuthAnswer, verdict.State, Signatures(r.Message.Answers, rootNs[0]), verdict.Reason, verdict.MaxTtl);
+            }
             return rootNs;
         }
         // Priming failed: work from the hints (their addresses are used directly below).
@@ -463,7 +475,8 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                     if (r.Status == UpstreamStatus.Timeout) timedOut.Add(server);
                     continue;
                 }
-                var verdict = validate ? await ValidateAsync(r.Message, zone, askName, askType, @class, forwarded: false, ctx).ConfigureAwait(false) : Verdict.None;
+                var verdict = validate ? await ValidateAsync(r.Message, zone, askName, askType, @class, forwarded: false, ctx).ConfigureAwait(false) : RawVerdict;
+                if (verdict.Transient) return new Outcome(Kind.Fail, [], Failure: "DNSSEC chain of trust unavailable");
                 var o = Classify(r.Message, zone, askName, askType, @class, forwarded: false, verdict);
                 if (o.Kind != Kind.Lame) return o;
                 failure = $"{server}: lame for {zone} ({r.Message.Rcode})";
@@ -551,6 +564,18 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
     /// </summary>
     private Outcome Classify(DnsMessage m, DnsName zone, DnsName qname, RecordType qtype, RecordClass @class, bool forwarded, Verdict verdict)
     {
+        var outcome = ClassifyAndCache(m, zone, qname, qtype, @class, forwarded, verdict);
+        // A response the validator let pass as a referral that turned out to be an answer: never unjudged.
+        if (verdict.Skipped && outcome.Kind is Kind.Answer or Kind.Cname or Kind.NxDomain or Kind.NoData)
+            return new Outcome(Kind.Fail, [], Failure: "unvalidated answer") { Validation = ValidationState.Bogus };
+        return outcome;
+    }
+
+    private Outcome ClassifyAndCache(DnsMessage m, DnsName zone, DnsName qname, RecordType qtype, RecordClass @class, bool forwarded, Verdict verdict)
+    {
+        // The chain of trust's own DNSKEY fetches (and an unjudged skip) store nothing: what they
+        // get is judged by the caller, which caches the DNSKEY RRset with its verdict.
+        var cache = verdict.Raw || verdict.Skipped ? RecordCache.Discarding : Cache;
         var rcode = m.Rcode;
         if (rcode is not (Rcode.NoError or Rcode.NXDomain)) return new Outcome(Kind.Lame, [], Failure: rcode.ToString());
         bool aa = m.Header.AuthoritativeAnswer || forwarded;
@@ -566,7 +591,7 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             {
                 if (!aa) break;
                 var sigs = Signatures(m.Answers, final[0]);
-                Cache.AddRRset(final, answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
+                cache.AddRRset(final, answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
                 chain.AddRange(final);
                 chain.AddRange(sigs);
                 return new Outcome(Kind.Answer, chain) { Validation = verdict.State, Reason = verdict.Reason };
@@ -575,7 +600,7 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             if (cname is not null && aa)
             {
                 var sigs = Signatures(m.Answers, cname[0]);
-                Cache.AddRRset(cname.GetRange(0, 1), answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
+                cache.AddRRset(cname.GetRange(0, 1), answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
                 chain.Add(cname[0]);
                 chain.AddRange(sigs);
                 current = DnsName.FromWire(cname[0].Data);
@@ -596,8 +621,11 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 target.Wire.CopyTo(wire.AsSpan(prefix.Length));
                 var synthesised = new ResourceRecord(current, RecordType.CNAME, @class, d.Ttl, wire);
                 var sigs = Signatures(m.Answers, d);
-                Cache.AddRRset([d], answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
-                Cache.AddRRset([synthesised], answerRank, verdict.State, null, verdict.Reason, verdict.MaxTtl);
+                cache.AddRRset([d], answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
+                // The synthesised CNAME carries no signature of its own: from the cache it is never
+                // answered with AD (a validating stub would see an unsigned CNAME in a signed zone).
+                cache.AddRRset([synthesised], answerRank, verdict.State == ValidationState.Secure ? ValidationState.Insecure : verdict.State,
+                    null, verdict.Reason, verdict.MaxTtl);
                 chain.Add(d);
                 chain.AddRange(sigs);
                 chain.Add(synthesised);
@@ -617,11 +645,11 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
         if (rcode == Rcode.NXDomain)
         {
             if (!aa) return new Outcome(Kind.Lame, [], Failure: "NXDOMAIN without AA");
-            var proof = DenialProof(m, soa);
+            var proof = DenialProof(m, soa, verdict);
             // RFC 2308 §5: without the SOA a negative answer is not cached.
             if (soa is not null)
             {
-                Cache.AddNegative(qname, qtype, @class, nxDomain: true, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority,
+                cache.AddNegative(qname, qtype, @class, nxDomain: true, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority,
                     verdict.State, proof, verdict.Reason, verdict.MaxTtl);
                 KeepNsecRanges(soa, proof, verdict);
             }
@@ -637,7 +665,7 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             if (child.LabelCount <= zone.LabelCount || !child.IsSubdomainOf(zone) || !qname.IsSubdomainOf(child))
                 return new Outcome(Kind.Lame, [], Failure: "referral not down the tree");
             if (ns.Count > 20) ns = ns.GetRange(0, 20);
-            Cache.AddRRset(ns, TrustRank.Additional);
+            Cache.AddRRset(ns, TrustRank.Additional);   // referral data: followed, never served, never judged
             // Glue only for NS names inside the delegated zone (RFC 5452 §6, Unbound harden-glue).
             foreach (var set in GroupRRsets(m.Additional))
             {
@@ -651,10 +679,10 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
         }
         if (aa)
         {
-            var proof = DenialProof(m, soa);
+            var proof = DenialProof(m, soa, verdict);
             if (soa is not null)
             {
-                Cache.AddNegative(qname, qtype, @class, nxDomain: false, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority,
+                cache.AddNegative(qname, qtype, @class, nxDomain: false, soa, forwarded ? TrustRank.NonAuthAnswer : TrustRank.AuthAuthority,
                     verdict.State, proof, verdict.Reason, verdict.MaxTtl);
                 KeepNsecRanges(soa, proof, verdict);
             }

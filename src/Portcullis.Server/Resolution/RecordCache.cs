@@ -172,6 +172,10 @@ public sealed class RecordCache
     private readonly CacheEntry?[] _prefetchRing = new CacheEntry?[256];
     private int _prefetchWrite, _prefetchRead;
 
+    /// <summary>A cache that keeps nothing (what a lookup must not store goes here).</summary>
+    internal static RecordCache Discarding { get; } = new(new ResolverOptions()) { _discard = true };
+    private bool _discard;
+
     public RecordCache(ResolverOptions options, TimeProvider? time = null)
     {
         _time = time ?? TimeProvider.System;
@@ -352,6 +356,7 @@ public sealed class RecordCache
 
     private bool Store(CacheEntry entry)
     {
+        if (_discard) return false;
         long now = NowMs;
         while (true)
         {

@@ -253,6 +253,22 @@ public sealed class PortcullisValidationScenarioTests(SignedHierarchyFixture fix
         }
     }
 
+    /// <summary>The Prometheus metrics count validations by verdict and the signature verifications.</summary>
+    [Fact]
+    public async Task The_metrics_count_validations_by_verdict()
+    {
+        var at = Telemetry.MetricsTests.FreeEndPoint();
+        using var resolver = Start(c => c.Metrics.Listen = at.ToString());
+        foreach (var name in new[] { "nsec-answer", "bad-signature", "insecure-delegation" })
+            SignedHierarchy.Run(resolver.EndPoint, SignedHierarchy.Scenarios.Single(s => s.Name == name));
+        var samples = Telemetry.MetricsTests.Parse(await Telemetry.MetricsTests.Scrape(resolver.Server.MetricsEndpoint!));
+        // The meter sums over every server in this process: at least this one's.
+        Assert.True(samples[Telemetry.MetricsTests.Key("portcullis_dnssec_validations_total", ("result", "secure"))] >= 1);
+        Assert.True(samples[Telemetry.MetricsTests.Key("portcullis_dnssec_validations_total", ("result", "bogus"))] >= 1);
+        Assert.True(samples[Telemetry.MetricsTests.Key("portcullis_dnssec_validations_total", ("result", "insecure"))] >= 1);
+        Assert.True(samples[Telemetry.MetricsTests.Key("portcullis_dnssec_verifications_total")] >= resolver.Built.SignatureVerifications);
+    }
+
     /// <summary>dnssec-validation: false — the operator's switch: no AD, bogus data served as it comes.</summary>
     [Fact]
     public void With_validation_off_nothing_is_judged()

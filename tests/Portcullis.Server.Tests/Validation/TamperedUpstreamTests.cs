@@ -1,0 +1,228 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging.Abstractions;
+using Portcullis.Protocol.Messages;
+using Portcullis.Protocol.Names;
+using Portcullis.Protocol.Records;
+using Portcullis.Server.Configuration;
+using Portcullis.Server.Hosting;
+using Portcullis.Server.Resolution;
+using Portcullis.Testing;
+
+namespace Portcullis.Server.Tests.Validation;
+
+/// <summary>
+/// A man in the middle between the validating resolver and its upstream: UDP datagrams relayed to
+/// a real recursive server (Unbound over the signed hierarchy, asked with CD=1 as Portcullis asks a
+/// forwarder), each response parsed and rewritten by <see cref="Tamper"/> on the way back.
+/// </summary>
+internal sealed class TamperingProxy : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly IPEndPoint _upstream;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public TamperingProxy(IPEndPoint listen, IPEndPoint upstream)
+    {
+        _upstream = upstream;
+        _socket = new Socket(listen.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        _socket.Bind(listen);
+        EndPoint = listen;
+        _loop = Task.Run(RunAsync);
+    }
+
+    public IPEndPoint EndPoint { get; }
+    /// <summary>Rewrites a response (question as the client asked it); null keeps it.</summary>
+    public volatile Func<DnsMessage, DnsMessage?>? Tamper;
+    public int Tampered;
+
+    private async Task RunAsync()
+    {
+        var buffer = new byte[65535];
+        while (!_stop.IsCancellationRequested)
+        {
+            SocketReceiveFromResult got;
+            try { got = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), _stop.Token); }
+            catch (Exception) { return; }
+            var query = buffer.AsSpan(0, got.ReceivedBytes).ToArray();
+            _ = RelayAsync(query, got.RemoteEndPoint);
+        }
+    }
+
+    private async Task RelayAsync(byte[] query, EndPoint client)
+    {
+        try
+        {
+            using var upstream = new Socket(_upstream.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+            upstream.Bind(new IPEndPoint(EndPoint.Address, 0));
+            await upstream.SendToAsync(query, SocketFlags.None, _upstream, _stop.Token);
+            var buffer = new byte[65535];
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            int n = await upstream.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+            var response = buffer.AsSpan(0, n).ToArray();
+            if (Tamper is { } tamper && tamper(DnsMessage.Parse(response)) is { } changed)
+            {
+                Interlocked.Increment(ref Tampered);
+                response = changed.ToWire();
+            }
+            await _socket.SendToAsync(response, SocketFlags.None, client, _stop.Token);
+        }
+        catch (Exception) { /* a lost datagram: the resolver retries */ }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _socket.Dispose();
+        try { _loop.Wait(TimeSpan.FromSeconds(5)); } catch (AggregateException) { }
+        _stop.Dispose();
+    }
+}
+
+/// <summary>
+/// Review findings on the validator, tried for real: Portcullis validating (the hierarchy's root
+/// anchor) behind a forwarder whose answers a man in the middle rewrites. Extra unsigned records
+/// must neither downgrade a signed answer nor get cached; a forged DNSKEY answer must not poison
+/// the cache; a forged NSEC must not feed the aggressive negative cache.
+/// </summary>
+public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : IClassFixture<SignedHierarchyFixture>
+{
+    private SignedHierarchy Hierarchy => fixture.Hierarchy;
+
+    private sealed class Bed : IDisposable
+    {
+        public required SignedHierarchyUnbound Unbound;
+        public required TamperingProxy Proxy;
+        public required DnsServer Server;
+        public required IterativeResolver Resolver;
+        public required IPEndPoint EndPoint;
+        public void Dispose()
+        {
+            Server.Dispose();
+            Proxy.Dispose();
+            Unbound.Dispose();
+        }
+    }
+
+    private Bed Start()
+    {
+        var unbound = new SignedHierarchyUnbound(Hierarchy);
+        var proxy = new TamperingProxy(new IPEndPoint(Hierarchy.Address(202), 53), unbound.EndPoint);
+        var config = new ServerConfig { Listen = [$"{Hierarchy.Address(201)}:53"], AllowRecursion = ["127.0.0.0/8"] };
+        config.Recursion.Forwarders = [$"{proxy.EndPoint.Address}@53"];
+        config.Recursion.TrustAnchorFiles = [Hierarchy.TrustAnchorFile];
+        config.Recursion.OutgoingInterface = [Hierarchy.Address(201).ToString()];
+        IterativeResolver? built = null;
+        var server = new DnsServer(config, NullLoggerFactory.Instance, recursion: (o, t, l) => built = new IterativeResolver(o, t, l));
+        server.Start();
+        return new Bed { Unbound = unbound, Proxy = proxy, Server = server, Resolver = built!, EndPoint = new IPEndPoint(Hierarchy.Address(201), 53) };
+    }
+
+    private static ValidationResult Ask(Bed bed, string name, string type, params string[] options) =>
+        SignedHierarchy.Run(bed.EndPoint, new ValidationScenario("tampered", name, type, ValidationOutcome.Secure, null, ""), options);
+
+    private static bool Is(DnsMessage m, string name, RecordType type) =>
+        m.Questions.Count == 1 && m.Questions[0].Type == type && m.Questions[0].Name == DnsName.Parse(name);
+
+    private static ResourceRecord A(string owner, byte last) => new(DnsName.Parse(owner), RecordType.A, RecordClass.IN, 300, [192, 0, 2, last]);
+
+    [Fact]
+    public void Unsigned_records_added_to_a_signed_answer_neither_downgrade_it_nor_get_served()
+    {
+        using var bed = Start();
+        bed.Proxy.Tamper = m =>
+        {
+            if (!Is(m, "www.secure-nsec.test.", RecordType.A)) return null;
+            m.Answers.Add(A("junk.secure-nsec.test.", 66));
+            m.Answers.Add(A("www.insecure.test.", 66));
+            return m;
+        };
+        var r = Ask(bed, "www.secure-nsec.test.", "A");
+        Assert.True(bed.Proxy.Tampered > 0);
+        Assert.Equal("NOERROR", r.Rcode);
+        Assert.True(r.Ad);
+        Assert.Equal(["www.secure-nsec.test. A 192.0.2.1"], r.Answer.Where(l => l.Contains(" A ")).ToList());
+        bed.Proxy.Tamper = null;
+        // What was slipped in was not cached: the real answers come from upstream.
+        Assert.Contains("www.insecure.test. A 192.0.2.9", Ask(bed, "www.insecure.test.", "A").Answer);
+        Assert.Equal("NXDOMAIN", Ask(bed, "junk.secure-nsec.test.", "A").Rcode);
+    }
+
+    [Fact]
+    public void An_unsigned_record_added_to_a_DS_answer_does_not_make_the_zone_insecure()
+    {
+        using var bed = Start();
+        bed.Proxy.Tamper = m =>
+        {
+            if (!Is(m, "secure-nsec.test.", RecordType.DS)) return null;
+            m.Answers.Add(A("junk.test.", 66));
+            m.Authority.Add(new ResourceRecord(DnsName.Parse("junk.test."), RecordType.NSEC, RecordClass.IN, 300,
+                [.. DnsName.Parse("zz.test.").Wire, 0, 1, 0x40]));
+            return m;
+        };
+        var r = Ask(bed, "www.secure-nsec.test.", "A");
+        Assert.True(bed.Proxy.Tampered > 0);
+        Assert.Equal("NOERROR", r.Rcode);
+        Assert.True(r.Ad, "the zone was downgraded to insecure by the junk:\n" + r.Text);
+        // A forged answer for the zone is then still caught.
+        bed.Proxy.Tamper = m =>
+        {
+            if (!Is(m, "forged.secure-nsec.test.", RecordType.A)) return null;
+            m.Header.Rcode = (byte)Rcode.NoError;
+            m.Answers.Clear();
+            m.Authority.Clear();
+            m.Answers.Add(A("forged.secure-nsec.test.", 66));
+            return m;
+        };
+        Assert.Equal("SERVFAIL", Ask(bed, "forged.secure-nsec.test.", "A").Rcode);
+    }
+
+    [Fact]
+    public void A_forged_answer_to_the_validators_DNSKEY_lookup_is_not_cached_for_clients()
+    {
+        using var bed = Start();
+        bed.Proxy.Tamper = m =>
+        {
+            if (!Is(m, "secure-nsec3.test.", RecordType.DNSKEY)) return null;
+            m.Answers.Clear();
+            m.Authority.Clear();
+            m.Answers.Add(new ResourceRecord(DnsName.Parse("secure-nsec3.test."), RecordType.CNAME, RecordClass.IN, 3600, DnsName.Parse("evil.insecure.test.").Wire.ToArray()));
+            return m;
+        };
+        var r = Ask(bed, "www.secure-nsec3.test.", "A");
+        Assert.True(bed.Proxy.Tampered > 0);
+        Assert.Equal("SERVFAIL", r.Rcode);
+        bed.Proxy.Tamper = null;
+        // The CNAME the attacker sent in place of the keys never reaches a client.
+        foreach (var type in new[] { "A", "CNAME", "SOA" })
+        {
+            var apex = Ask(bed, "secure-nsec3.test.", type);
+            Assert.DoesNotContain(apex.Answer, l => l.Contains("evil", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void A_forged_NSEC_slipped_into_a_negative_answer_does_not_feed_aggressive_negative_answers()
+    {
+        using var bed = Start();
+        bed.Proxy.Tamper = m =>
+        {
+            if (!Is(m, "nx.secure-nsec.test.", RecordType.A)) return null;
+            // "alias → zz" would cover www.secure-nsec.test if it were believed.
+            m.Authority.Add(new ResourceRecord(DnsName.Parse("alias.secure-nsec.test."), RecordType.NSEC, RecordClass.IN, 300,
+                [.. DnsName.Parse("zz.secure-nsec.test.").Wire, 0, 1, 0x40]));
+            return m;
+        };
+        var nx = Ask(bed, "nx.secure-nsec.test.", "A");
+        Assert.True(bed.Proxy.Tampered > 0);
+        Assert.Equal("NXDOMAIN", nx.Rcode);
+        Assert.True(nx.Ad);
+        bed.Proxy.Tamper = null;
+        var www = Ask(bed, "www.secure-nsec.test.", "A");
+        Assert.Equal("NOERROR", www.Rcode);
+        Assert.Contains("www.secure-nsec.test. A 192.0.2.1", www.Answer);
+        Assert.Equal(0, bed.Resolver.NsecRanges.Synthesised);
+    }
+}
