@@ -117,13 +117,8 @@ public static class ResponseValidator
             var dname = answers.Find(s => s.Type == RecordType.DNAME && target.IsSubdomainOf(s.Owner) && target != s.Owner);
             if (dname is not null && dname.Records.Count > 0 && DnsName.TryMeasureWire(dname.Records[0].Data, out int dl, out _))
             {
-                var into = DnsName.FromWire(dname.Records[0].Data.AsSpan(0, dl));
-                int prefix = target.WireLength - dname.Owner.WireLength;
-                if (prefix + into.WireLength > DnsName.MaxLength) break;
-                var wire = new byte[prefix + into.WireLength];
-                target.Wire[..prefix].CopyTo(wire);
-                into.Wire.CopyTo(wire.AsSpan(prefix));
-                target = DnsName.FromWire(wire);
+                if (!target.TrySubstitute(dname.Owner, DnsName.FromWire(dname.Records[0].Data.AsSpan(0, dl)), out var next)) break;
+                target = next;
                 continue;
             }
             break;

@@ -190,6 +190,24 @@ public sealed class DnsName : IEquatable<DnsName>, IComparable<DnsName>
         return new DnsName(wire, _labelCount + 1);
     }
 
+    /// <summary>
+    /// DNAME substitution (RFC 6672 §2.2): this name, below <paramref name="owner"/>, with that suffix
+    /// replaced by <paramref name="target"/>; false when the result would exceed 255 octets (YXDOMAIN)
+    /// or the name is not strictly below the owner.
+    /// </summary>
+    public bool TrySubstitute(DnsName owner, DnsName target, out DnsName result)
+    {
+        result = null!;
+        if (!IsSubdomainOf(owner) || Equals(owner)) return false;
+        int prefix = _wire.Length - owner.WireLength;
+        if (prefix + target.WireLength > MaxLength) return false;
+        var wire = new byte[prefix + target.WireLength];
+        _wire.AsSpan(0, prefix).CopyTo(wire);
+        target.Wire.CopyTo(wire.AsSpan(prefix));
+        result = FromWire(wire);
+        return true;
+    }
+
     /// <summary>Concatenates a relative name (this) with <paramref name="suffix"/>.</summary>
     public DnsName Append(DnsName suffix)
     {

@@ -185,13 +185,8 @@ public sealed partial class IterativeResolver
             if (dname is not null && DnsName.TryMeasureWire(dname.Data, out int dl, out _))
             {
                 Take(m.Answers, view.Answers, dname.Owner, RecordType.DNAME);
-                var into = DnsName.FromWire(dname.Data.AsSpan(0, dl));
-                int prefix = current.WireLength - dname.Owner.WireLength;
-                if (prefix + into.WireLength > DnsName.MaxLength) break;
-                var wire = new byte[prefix + into.WireLength];
-                current.Wire[..prefix].CopyTo(wire);
-                into.Wire.CopyTo(wire.AsSpan(prefix));
-                current = DnsName.FromWire(wire);
+                if (!current.TrySubstitute(dname.Owner, DnsName.FromWire(dname.Data.AsSpan(0, dl)), out var next)) break;
+                current = next;
                 continue;
             }
             if (cname is not null && DnsName.TryMeasureWire(cname.Data, out int cl, out _))

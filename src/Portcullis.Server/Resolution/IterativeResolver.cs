@@ -612,13 +612,9 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             {
                 // RFC 6672 §2.2: the CNAME is synthesised here from the DNAME, never taken from the wire.
                 var d = dname[0];
-                var prefix = current.Wire[..(current.WireLength - d.Owner.WireLength)];
-                var target = DnsName.FromWire(d.Data);
-                if (prefix.Length + target.WireLength > DnsName.MaxLength)
+                if (!current.TrySubstitute(d.Owner, DnsName.FromWire(d.Data), out var substituted))
                     return new Outcome(Kind.Fail, chain, Failure: "DNAME substitution too long (YXDOMAIN)");
-                var wire = new byte[prefix.Length + target.WireLength];
-                prefix.CopyTo(wire);
-                target.Wire.CopyTo(wire.AsSpan(prefix.Length));
+                var wire = substituted.Wire.ToArray();
                 var synthesised = new ResourceRecord(current, RecordType.CNAME, @class, d.Ttl, wire);
                 var sigs = Signatures(m.Answers, d);
                 cache.AddRRset([d], answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
