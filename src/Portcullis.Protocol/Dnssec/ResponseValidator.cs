@@ -135,7 +135,7 @@ public static class ResponseValidator
         DenialResult.Unsupported => ExtendedDnsErrorCode.UnsupportedNsec3IterationsValue,
         DenialResult.BudgetExceeded => ExtendedDnsErrorCode.DnssecBogus,   // a limit hit, told as Unbound tells it
         DenialResult.OptOut => null,
-        _ => ExtendedDnsErrorCode.NsecMissing,
+        _ => ExtendedDnsErrorCode.DnssecBogus,   // records there, proving nothing: 6 (12 is for no NSEC/NSEC3 at all), as Unbound
     };
 
     /// <summary>The validated NSEC and NSEC3 records of a section (bogus ones make the verdict bogus).</summary>
