@@ -293,11 +293,14 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
         bool validate)
     {
         IReadOnlyList<IPEndPoint> round = servers;
+        var askedBogus = new HashSet<IPEndPoint>();
+        (DnsMessage Message, Verdict Verdict)? bogus = null;
         for (int attempt = 0; attempt < ForwardAttempts && round.Count > 0; attempt++)
         {
             var timedOut = new List<IPEndPoint>();
             foreach (var server in OrderServers(round))
             {
+                if (askedBogus.Contains(server)) continue;
                 if (!Spend(ctx)) return new Outcome(Kind.Fail, [], Failure: "query budget exhausted");
                 var r = await Upstream.QueryAsync(server, name, type, @class, recursionDesired: true, ctx.Token).ConfigureAwait(false);
                 if (r.Message is null)
@@ -310,13 +313,23 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 var verdict = validate ? await ValidateAsync(r.Message, DnsName.Root, name, type, @class, forwarded: true, ctx).ConfigureAwait(false) : RawVerdict;
                 // The chain of trust could not be built now (a server unreachable, a budget spent): not cached, not judged.
                 if (verdict.Transient) return new Outcome(Kind.Fail, [], Failure: "DNSSEC chain of trust unavailable");
+                // A bogus answer from one forwarder: the others are asked before it is believed.
+                if (verdict.State == ValidationState.Bogus && askedBogus.Count < MaxBogusRetries && askedBogus.Add(server))
+                {
+                    bogus ??= (r.Message, verdict);
+                    continue;
+                }
                 var o = Classify(r.Message, DnsName.Root, name, type, @class, forwarded: true, verdict);
                 if (o.Kind is Kind.Answer or Kind.Cname or Kind.NxDomain or Kind.NoData) return o;
             }
             round = timedOut;
         }
+        if (bogus is { } b) return Classify(b.Message, DnsName.Root, name, type, @class, forwarded: true, b.Verdict);
         return new Outcome(Kind.Fail, [], Failure: "no forwarder answered");
     }
+
+    /// <summary>Other servers of a zone asked after a bogus answer, before it is accepted as the zone's.</summary>
+    internal const int MaxBogusRetries = 2;
 
     /// <summary>Rounds of queries to forwarders that time out (Unbound's outbound-msg-retry is 5).</summary>
     internal const int ForwardAttempts = 5;
@@ -460,7 +473,8 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
         }
         if (zone.IsRoot && addresses.Count == 0)
             foreach (var (_, address) in _hints) addresses.Add(new IPEndPoint(address, _options.UpstreamPort));
-        int resolvedNames = 0, retries = 0;
+        int resolvedNames = 0, retries = 0, bogusTried = 0;
+        (DnsMessage Message, Verdict Verdict)? bogus = null;
         while (true)
         {
             var timedOut = new List<IPEndPoint>();
@@ -477,6 +491,14 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 }
                 var verdict = validate ? await ValidateAsync(r.Message, zone, askName, askType, @class, forwarded: false, ctx).ConfigureAwait(false) : RawVerdict;
                 if (verdict.Transient) return new Outcome(Kind.Fail, [], Failure: "DNSSEC chain of trust unavailable");
+                // A bogus answer may be one broken server's (or a spoofer's): the zone's other servers
+                // are asked too, up to MaxBogusRetries, before the bogus one is taken (as Unbound does).
+                if (verdict.State == ValidationState.Bogus && bogusTried++ < MaxBogusRetries)
+                {
+                    bogus ??= (r.Message, verdict);
+                    failure = $"{server}: bogus answer";
+                    continue;
+                }
                 var o = Classify(r.Message, zone, askName, askType, @class, forwarded: false, verdict);
                 if (o.Kind != Kind.Lame) return o;
                 failure = $"{server}: lame for {zone} ({r.Message.Rcode})";
@@ -489,8 +511,12 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 continue;
             }
             // Every known address failed: resolve the next glueless NS name, if the limits allow.
-            if (glueless.Count == 0 || resolvedNames >= _options.MaxNsNamesResolvedPerDelegation || ctx.Depth >= MaxDepth)
+            if (glueless.Count == 0 || resolvedNames >= _options.MaxNsNamesResolvedPerDelegation || ctx.Depth >= MaxDepth || bogus is not null)
+            {
+                // No server had better than the bogus answer: that is the answer (cached as bogus).
+                if (bogus is { } b) return Classify(b.Message, zone, askName, askType, @class, forwarded: false, b.Verdict);
                 return new Outcome(Kind.Lame, [], Failure: failure ?? $"no address for the servers of {zone}");
+            }
             var target = glueless[0];
             glueless.RemoveAt(0);
             resolvedNames++;

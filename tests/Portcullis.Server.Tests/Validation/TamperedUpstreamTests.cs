@@ -106,12 +106,12 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
         }
     }
 
-    private Bed Start()
+    private Bed Start(TamperingProxy? second = null, SignedHierarchyUnbound? unboundGiven = null)
     {
-        var unbound = new SignedHierarchyUnbound(Hierarchy);
+        var unbound = unboundGiven ?? new SignedHierarchyUnbound(Hierarchy);
         var proxy = new TamperingProxy(new IPEndPoint(Hierarchy.Address(202), 53), unbound.EndPoint);
         var config = new ServerConfig { Listen = [$"{Hierarchy.Address(201)}:53"], AllowRecursion = ["127.0.0.0/8"] };
-        config.Recursion.Forwarders = [$"{proxy.EndPoint.Address}@53"];
+        config.Recursion.Forwarders = second is null ? [$"{proxy.EndPoint.Address}@53"] : [$"{proxy.EndPoint.Address}@53", $"{second.EndPoint.Address}@53"];
         config.Recursion.TrustAnchorFiles = [Hierarchy.TrustAnchorFile];
         config.Recursion.OutgoingInterface = [Hierarchy.Address(201).ToString()];
         IterativeResolver? built = null;
@@ -201,6 +201,40 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
             var apex = Ask(bed, "secure-nsec3.test.", type);
             Assert.DoesNotContain(apex.Answer, l => l.Contains("evil", StringComparison.Ordinal));
         }
+    }
+
+    /// <summary>
+    /// Two forwarders, one of them forging addresses: the one asked first becomes the forger, so the
+    /// bogus answer comes first, and the secure answer of the other must be the one given — for
+    /// several names (without the retry the first one fails).
+    /// </summary>
+    [Fact]
+    public void A_bogus_answer_from_one_forwarder_is_set_aside_for_the_other_forwarders_secure_one()
+    {
+        var unbound = new SignedHierarchyUnbound(Hierarchy);
+        using var clean = new TamperingProxy(new IPEndPoint(Hierarchy.Address(203), 53), unbound.EndPoint);
+        using var bed = Start(clean, unbound);
+        int forger = 0;   // 0: not chosen yet; 1: the first proxy; 2: the second
+        Func<DnsMessage, DnsMessage?> Forger(int me) => m =>
+        {
+            if (m.Questions.Count != 1 || m.Questions[0].Type != RecordType.A || m.Answers.Count == 0) return null;
+            Interlocked.CompareExchange(ref forger, me, 0);
+            if (Volatile.Read(ref forger) != me) return null;
+            for (int i = 0; i < m.Answers.Count; i++)
+                if (m.Answers[i].Type == RecordType.A) m.Answers[i] = new ResourceRecord(m.Answers[i].Owner, RecordType.A, RecordClass.IN, 300, [192, 0, 2, 66]);
+            return m;
+        };
+        bed.Proxy.Tamper = Forger(1);
+        clean.Tamper = Forger(2);
+        foreach (var name in new[] { "www.secure-nsec.test.", "n1.wild.test.", "n2.wild.test.", "www.secure-nsec3.test." })
+        {
+            var r = Ask(bed, name, "A");
+            Assert.Equal("NOERROR", r.Rcode);
+            Assert.True(r.Ad, r.Text);
+            Assert.DoesNotContain(r.Answer, l => l.EndsWith("192.0.2.66", StringComparison.Ordinal));
+        }
+        // The first name was forged by the forwarder asked first (later ones go to whichever is faster).
+        Assert.True(bed.Proxy.Tampered + clean.Tampered >= 1, "the forger never forged");
     }
 
     [Fact]
