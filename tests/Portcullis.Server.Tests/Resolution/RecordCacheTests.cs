@@ -137,6 +137,57 @@ public sealed class RecordCacheTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
+    /// <summary>
+    /// The validator's additions to the hit path: for DO=1 the RRSIGs go with the RRset and a negative
+    /// answer carries its proof; a bogus entry is SERVFAIL with its EDE unless CD; all without allocating.
+    /// </summary>
+    [Fact]
+    public void Validated_hits_write_signatures_and_proofs_and_answer_bogus_entries_servfail_without_allocating()
+    {
+        var c = NewCache();
+        var sig = new ResourceRecord(DnsName.Parse("www.example."), RecordType.RRSIG, RecordClass.IN, 300, [0, 1, 13, 2, .. new byte[40]]);
+        c.AddRRset([A("www.example.", 300, 1)], TrustRank.AuthAnswer, ValidationState.Secure, [sig]);
+        var nsec = new ResourceRecord(DnsName.Parse("a.example."), RecordType.NSEC, RecordClass.IN, 300, [.. DnsName.Parse("z.example.").Wire, 0, 1, 0x40]);
+        c.AddNegative(DnsName.Parse("nx.example."), RecordType.A, RecordClass.IN, true, Soa("example.", 3600, 300), TrustRank.AuthAuthority,
+            ValidationState.Secure, [nsec]);
+        c.AddRRset([A("bad.example.", 300, 6)], TrustRank.AuthAnswer, ValidationState.Bogus, null, (int)ExtendedDnsErrorCode.SignatureExpired);
+        var buffer = new byte[1232];
+        byte[] www = DnsName.Parse("www.example.").Wire.ToArray(), nx = DnsName.Parse("nx.example.").Wire.ToArray(), bad = DnsName.Parse("bad.example.").Wire.ToArray();
+        CacheAnswer Ask(byte[] name, bool dnssecOk, bool cd, out int length)
+        {
+            var w = new DnsMessageWriter(buffer);
+            w.TryWriteQuestion(name, RecordType.A, RecordClass.IN);
+            Assert.True(CacheAnswerer.TryAnswer(c, 12, name, RecordType.A, RecordClass.IN, dnssecOk, cd, ref w, out var answer));
+            w.Header.IsResponse = true;
+            length = w.Finish();
+            return answer;
+        }
+        var secure = Ask(www, dnssecOk: true, cd: false, out int n);
+        Assert.True(secure.Secure);
+        var m = DnsMessage.Parse(buffer.AsSpan(0, n));
+        Assert.Equal([RecordType.A, RecordType.RRSIG], m.Answers.Select(r => r.Type));
+        Ask(www, dnssecOk: false, cd: false, out n);
+        Assert.Equal([RecordType.A], DnsMessage.Parse(buffer.AsSpan(0, n)).Answers.Select(r => r.Type));
+        var negative = Ask(nx, dnssecOk: true, cd: false, out n);
+        Assert.Equal((Rcode.NXDomain, true), (negative.Rcode, negative.Secure));
+        Assert.Equal([RecordType.SOA, RecordType.NSEC], DnsMessage.Parse(buffer.AsSpan(0, n)).Authority.Select(r => r.Type));
+        var bogus = Ask(bad, dnssecOk: true, cd: false, out n);
+        Assert.Equal((Rcode.ServFail, (int)ExtendedDnsErrorCode.SignatureExpired, false), (bogus.Rcode, bogus.Ede, bogus.Secure));
+        Assert.Empty(DnsMessage.Parse(buffer.AsSpan(0, n)).Answers);
+        var checkingDisabled = Ask(bad, dnssecOk: true, cd: true, out n);
+        Assert.Equal((Rcode.NoError, false), (checkingDisabled.Rcode, checkingDisabled.Secure));
+        Assert.Single(DnsMessage.Parse(buffer.AsSpan(0, n)).Answers);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            Ask(www, true, false, out _);
+            Ask(nx, true, false, out _);
+            Ask(bad, true, false, out _);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     private static void Hit(RecordCache c, byte[] qname, byte[] buffer)
     {
         var w = new DnsMessageWriter(buffer);
