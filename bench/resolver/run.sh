@@ -15,8 +15,21 @@
 # rounds, and portcullis/unbound ratios. On a small machine dnsperf itself saturates first (about
 # 10 us of its CPU per query), so queries per server CPU-second is the figure that compares servers.
 #
+# SIGNED=1 measures the same with DNSSEC validation on (issue 11's closing note): bench. is signed
+# (ECDSAP256SHA256 KSK + ZSK from dnssec-keygen, NSEC, dnssec-signzone, signatures valid from an
+# hour ago for 30 days), NSD serves the signed zone, the zone's DS (dnssec-dsfromkey -2 of the KSK)
+# is the only trust anchor of both resolvers (Unbound: module-config "validator iterator" and
+# trust-anchor-file; Portcullis: recursion: trust-anchor-files), and every dnsperf query carries
+# DO=1 (dnsperf -D), so each answer is the A RRset with its RRSIG and the AD flag. Before the fill,
+# both must answer h1.bench. A with "ad" (dig +dnssec), or the script exits 1. With SIGNED=0 the
+# zone is unsigned and neither validates (Unbound iterator only, Portcullis dnssec-validation:
+# false: with its default root anchor it would rightly answer SERVFAIL, DNSKEY Missing, for a
+# bench. that NSD cannot chain to the root).
+#
 # usage: bench/resolver/run.sh      (from anywhere; about 4 minutes with the defaults, plus the build)
+#        SIGNED=1 bench/resolver/run.sh
 # Environment (defaults in brackets):
+#   SIGNED [0]  1: signed zone, validation on in both resolvers, DO=1 queries (above)
 #   NAMES [10000] names in the zone and lines in the query file
 #   ROUNDS [3]  DURATION [20] seconds per dnsperf run  WARMUP [5] seconds per server before round 1
 #   CLIENTS [4] dnsperf -c  OUTSTANDING [100] dnsperf -q
@@ -45,12 +58,19 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 QUIET_WAIT=${QUIET_WAIT:-10}
 QUIET_BUDGET=${QUIET_BUDGET:-60}
 KEEP=${KEEP:-0}
+SIGNED=${SIGNED:-0}
 SERVERS="unbound portcullis"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 HZ=$(getconf CLK_TCK)
 
 require_tools run.sh dnsperf taskset dig nsd unbound
+[ "$SIGNED" = 1 ] && require_tools run.sh dnssec-keygen dnssec-signzone dnssec-dsfromkey
+# dnsperf's extra options for every run: DO=1 when signed, so that answers carry RRSIGs and AD.
+DNSPERF_DO=()
+[ "$SIGNED" = 1 ] && DNSPERF_DO=(-D)
+ZONEFILE=bench.zone
+[ "$SIGNED" = 1 ] && ZONEFILE=bench.zone.signed
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-resolver-bench.XXXXXX")
 declare -A PID PORT
@@ -124,7 +144,7 @@ remote-control:
     control-enable: no
 zone:
     name: bench.
-    zonefile: bench.zone
+    zonefile: $ZONEFILE
 EOF
     # On the client's CPU: it works only while the caches are warmed, and is stopped before measuring.
     taskset -c "$CLIENT_CPU" nsd -d -c "$dir/nsd.conf" >"$WORK/nsd.log" 2>&1 &
@@ -134,9 +154,15 @@ EOF
 start_unbound() {
     local port=$1 dir=$WORK/unbound
     mkdir -p "$dir"
-    # The iterator alone (no validation, as Portcullis has none yet), one thread, caches far larger
-    # than 10,000 names, prefetch off (Portcullis's is off too), 127/8 allowed; do-not-query-localhost:
-    # no or Unbound never asks NSD on 127.0.0.1.
+    # The iterator alone (no validation, as Portcullis's is off then) or, SIGNED=1, the validator
+    # with bench.'s DS as its only trust anchor; one thread, caches far larger than 10,000 names,
+    # prefetch off (Portcullis's is off too), 127/8 allowed; do-not-query-localhost: no or Unbound
+    # never asks NSD on 127.0.0.1.
+    local modules='"iterator"' anchor=""
+    if [ "$SIGNED" = 1 ]; then
+        modules='"validator iterator"'
+        anchor="    trust-anchor-file: \"$WORK/bench.ds\""
+    fi
     cat >"$dir/unbound.conf" <<EOF
 server:
     interface: 127.0.0.1@$port
@@ -153,7 +179,8 @@ server:
     logfile: ""
     verbosity: 0
     num-threads: 1
-    module-config: "iterator"
+    module-config: $modules
+$anchor
     do-not-query-localhost: no
     msg-cache-size: 64m
     rrset-cache-size: 128m
@@ -173,7 +200,10 @@ start_portcullis() {
     local port=$1 cmd=(dotnet "$PUBLISH/portcullis.dll")
     [ -f "$PUBLISH/portcullis.dll" ] || cmd=("$PUBLISH/portcullis")
     # No zones: the embedded example zone stays (names outside it go to recursion). One UDP worker,
-    # as Unbound has one thread; prefetch off as Unbound's; the default 64 MiB cache.
+    # as Unbound has one thread; prefetch off as Unbound's; the default 64 MiB cache. Validation off
+    # or, SIGNED=1, on (its default) with bench.'s DS as the only trust anchor.
+    local validation="  dnssec-validation: false"
+    [ "$SIGNED" = 1 ] && validation="  trust-anchor-files: [ \"$WORK/bench.ds\" ]"
     cat >"$WORK/portcullis.yaml" <<EOF
 listen: [ "127.0.0.1:$port" ]
 allow-recursion: [ 127.0.0.0/8 ]
@@ -182,6 +212,7 @@ recursion:
   enabled: true
   forwarders: [ "127.0.0.1@${PORT[nsd]}" ]
   prefetch: false
+$validation
 logging:
   level: warning
 EOF
@@ -211,6 +242,19 @@ names = [f"h{i}.bench. A" for i in range(n)]
 random.Random(1).shuffle(names)
 open(queries, "w").write("\n".join(names) + "\n")
 EOF
+if [ "$SIGNED" = 1 ]; then
+    log "signing bench. (ECDSAP256SHA256 KSK + ZSK, NSEC, valid from an hour ago for 30 days)"
+    mkdir -p "$WORK/keys"
+    (
+        cd "$WORK/keys"
+        ksk=$(dnssec-keygen -q -a ECDSAP256SHA256 -f KSK -n ZONE bench.)
+        dnssec-keygen -q -a ECDSAP256SHA256 -n ZONE bench. >/dev/null
+        dnssec-dsfromkey -2 "$ksk.key" >"$WORK/bench.ds"
+    ) 2>"$WORK/sign.log" || { cat "$WORK/sign.log" >&2; exit 1; }
+    dnssec-signzone -S -K "$WORK/keys" -o bench. -s now-3600 -e now+2592000 -f "$WORK/$ZONEFILE" \
+        "$WORK/bench.zone" >>"$WORK/sign.log" 2>&1 || { cat "$WORK/sign.log" >&2; exit 1; }
+    log "trust anchor of both resolvers: $(cat "$WORK/bench.ds")"
+fi
 
 # --- servers --------------------------------------------------------------------------------------
 PORT[nsd]=$(free_port)
@@ -232,6 +276,20 @@ for s in $SERVERS; do
     threads=$(for p in $(tree_pids "${PID[$s]}"); do ls /proc/"$p"/task; done | wc -l)
     log "$s answering on 127.0.0.1:${PORT[$s]} (pid ${PID[$s]}, $threads threads, pinned to CPU $SERVER_CPU)"
 done
+# SIGNED=1: both must have validated before anything is measured: AD on a query as dnsperf -D sends
+# it (DO=1, AD=0, no cookie).
+if [ "$SIGNED" = 1 ]; then
+    for s in $SERVERS; do
+        answer=$(dig +time=2 +tries=1 +rec +dnssec +noadflag +nocookie @127.0.0.1 -p "${PORT[$s]}" h1.bench. A 2>&1 || true)
+        if ! grep -q '^;; flags: [a-z ]*\bad\b' <<<"$answer" || ! grep -q 'status: NOERROR' <<<"$answer" \
+            || ! grep -q '[[:space:]]RRSIG[[:space:]]\+A[[:space:]]' <<<"$answer"; then
+            echo "run.sh: $s did not answer h1.bench. A validated (NOERROR, flag ad, an RRSIG); dig +dnssec said:" >&2
+            echo "$answer" >&2
+            exit 1
+        fi
+        log "$s validates: h1.bench. A NOERROR, $(grep -o '^;; flags: [a-z ]*' <<<"$answer" | sed 's/^;; //'), $(grep -c '[[:space:]]RRSIG[[:space:]]' <<<"$answer") RRSIG, $(grep -o 'MSG SIZE  rcvd: [0-9]*' <<<"$answer" | sed 's/  / /')"
+    done
+fi
 
 # One dnsperf run: appends "mode server round sent completed lost qps latency cpu_s q_per_cpu_s rcodes"
 # to $RESULTS. Exits 1 on any response code but NOERROR, or when nothing was answered.
@@ -242,7 +300,7 @@ measure() {
     out=$WORK/dnsperf-$mode-$s-$round.txt
     [ "$QUIET_WAIT" -gt 0 ] && [ "$mode" != fill ] && wait_quiet
     before=$(cpu_ticks "${PID[$s]}")
-    taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/queries" "${extra[@]}" >"$out" 2>&1 || true
+    taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/queries" ${DNSPERF_DO[@]+"${DNSPERF_DO[@]}"} "${extra[@]}" >"$out" 2>&1 || true
     after=$(cpu_ticks "${PID[$s]}")
     line=$(awk -v mode="$mode" -v s="$s" -v r="$round" -v ticks=$((after - before)) -v hz="$HZ" '
         /Queries sent:/ { sent = $3 }
@@ -294,6 +352,11 @@ echo "nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $
 echo "$(unbound -V 2>&1 | awk 'NR==1 {print "Unbound " $2}'), NSD $(nsd -v 2>&1 | awk 'NR==1 {print $3}'), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}'), .NET $(dotnet --version), $BUILT"
 echo "resolver pinned to CPU $SERVER_CPU (all threads; Unbound num-threads 1, Portcullis udp-workers 1), dnsperf to CPU $CLIENT_CPU;"
 echo "$NAMES cached names (hN.bench. A, TTL 86400) asked in a shuffled loop with RD set; NSD stopped after the fill; $ROUNDS rounds x $DURATION s, dnsperf -c $CLIENTS -q $OUTSTANDING"
+if [ "$SIGNED" = 1 ]; then
+    echo "SIGNED=1: bench. signed (ECDSAP256SHA256, NSEC), validation on in both with bench.'s DS as the only trust anchor, every query DO=1 (dnsperf -D): answers are A + RRSIG with AD"
+else
+    echo "SIGNED=0: bench. unsigned, validation off in both (Unbound iterator only, Portcullis dnssec-validation: false), queries without EDNS"
+fi
 echo
 "$PY" - "$RESULTS" <<'EOF'
 import statistics, sys

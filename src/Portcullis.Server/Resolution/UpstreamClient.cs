@@ -78,7 +78,11 @@ public sealed class UpstreamClient
     private readonly ConcurrentDictionary<IPAddress, ServerState> _servers = new();
     private readonly TimeProvider _time;
     private readonly ushort _ednsSize;
-    /// <summary>Validating: ask with DO=1 (RFC 4035 §4.1), and CD=1 of forwarders so we see bogus data and judge it ourselves (§3.2.2, RFC 6840 §5.9).</summary>
+    /// <summary>
+    /// Validating: CD=1 to forwarders, so we see bogus data and judge it ourselves (RFC 4035 §3.2.2,
+    /// RFC 6840 §5.9). DO=1 is always set (§3.2.1, §4.1: a security-aware resolver fetches the
+    /// DNSSEC records, so DO=1 clients get them even when validation is off).
+    /// </summary>
     private readonly bool _dnssec;
     private readonly TimeSpan _deadFor;
     private long _queriesSent, _unwanted;
@@ -210,7 +214,7 @@ public sealed class UpstreamClient
     {
         id = (ushort)RandomNumberGenerator.GetInt32(0, 65536);
         var q = DnsMessage.CreateQuery(qname, type, @class, id, rd);
-        if (edns) q.Edns = new Edns { UdpPayloadSize = _ednsSize, DnssecOk = _dnssec };
+        if (edns) q.Edns = new Edns { UdpPayloadSize = _ednsSize, DnssecOk = true };
         if (_dnssec && rd) q.Header.CheckingDisabled = true;
         return q.ToWire();
     }

@@ -280,5 +280,7 @@ public sealed class PortcullisValidationScenarioTests(SignedHierarchyFixture fix
         var bad = SignedHierarchy.Run(resolver.EndPoint, SignedHierarchy.Scenarios.Single(s => s.Name == "bad-signature"));
         Assert.Equal("NOERROR", bad.Rcode);
         Assert.Contains("www.bad-sig.test. A 192.0.2.114", bad.Answer);
+        // Still security-aware (RFC 4035 §3.2.1): a DO=1 client gets the RRSIGs to validate itself.
+        Assert.Matches(@"www\.secure-nsec\.test\.\s+RRSIG\s+A 13 3 ", secure.Text);
     }
 }
