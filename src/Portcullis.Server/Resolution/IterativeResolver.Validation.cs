@@ -215,6 +215,8 @@ public sealed partial class IterativeResolver
         if (m.Rcode is not (Rcode.NoError or Rcode.NXDomain)) return Verdict.None;
         if (!forwarded && !m.Header.AuthoritativeAnswer) return Verdict.None with { Skipped = true };
         if (!forwarded && IsReferral(m, @class)) return Verdict.None with { Skipped = true };
+        // RRSIGs are not signed themselves: an RRSIG question's answer cannot be validated (RFC 4035 §5.3).
+        if (qtype == RecordType.RRSIG) return Judged(new Verdict(ValidationState.Insecure, -1, uint.MaxValue));
         var view = ValidationView(m, zone, qname, qtype, @class);
         // The zones whose keys the view needs: the signers its RRSIGs name; for unsigned RRsets, the
         // zone asked (or, behind a forwarder, the zone holding each owner).

@@ -144,6 +144,11 @@ public sealed class PortcullisValidationScenarioTests(SignedHierarchyFixture fix
             Assert.Matches(@"www\.secure-nsec\.test\.\s+\d+\s+IN\s+RRSIG\s+A 13 3 ", dnssec);
             output.WriteLine($"{pass}: ok");
         }
+        // An RRSIG question: answered as received (signatures are not signed themselves), never AD.
+        var sigs = ExternalProcess.Run("dig", [$"@{resolver.EndPoint.Address}", "+tries=1", "+time=10", "+dnssec", "www.secure-nsec.test.", "RRSIG"]).Stdout;
+        Assert.Contains("status: NOERROR", sigs);
+        Assert.Matches(@"IN\s+RRSIG\s+A 13 3 ", sigs);
+        Assert.DoesNotMatch(@"flags:[^;]*\bad\b", sigs);
         // A DO client's negative answer carries the NSEC proof and its signatures.
         var nx = ExternalProcess.Run("dig", [$"@{resolver.EndPoint.Address}", "+tries=1", "+time=10", "+dnssec", "nx.secure-nsec.test.", "A"]).Stdout;
         Assert.Contains("status: NXDOMAIN", nx);
