@@ -78,6 +78,9 @@ public sealed class SignedHierarchy : LoopbackHierarchy
     /// <summary>Key generation and signing (no servers).</summary>
     public TimeSpan BuildTime { get; private set; }
 
+    /// <summary>The key most second-level zones are signed with (secure-nsec.test, bad-sig.test, ...): tests forge with it.</summary>
+    public SignedKey SecondLevelKey { get; private set; } = null!;
+
     /// <summary>The part of <see cref="BuildTime"/> spent making keys.</summary>
     public TimeSpan KeygenTime { get; private set; }
 
@@ -126,7 +129,10 @@ public sealed class SignedHierarchy : LoopbackHierarchy
             new("secure-nsec.test.", 3, Signing.Nsec, Sld("secure-nsec.test.", 3, "192.0.2.1",
                 $"sub.secure-nsec.test. NS ns.sub.secure-nsec.test.\nns.sub.secure-nsec.test. A {a(4)}\n{k.Sld.DsLine("sub.secure-nsec.test.")}\n"
                 + "alias.secure-nsec.test. CNAME www.secure-nsec3.test.\nout.secure-nsec.test. CNAME www.insecure.test.\n"
-                + "dname.secure-nsec.test. DNAME secure-nsec3.test.\n")),
+                + "dname.secure-nsec.test. DNAME secure-nsec3.test.\n"
+                + $"plain.secure-nsec.test. NS ns.plain.secure-nsec.test.\nns.plain.secure-nsec.test. A {a(3)}\n")),
+            // An unsigned child served by the same server as its signed parent (co-hosted).
+            new("plain.secure-nsec.test.", 3, Signing.None, Sld("plain.secure-nsec.test.", 3, "192.0.2.25")),
             new("secure-nsec3.test.", 3, Signing.Nsec3, Sld("secure-nsec3.test.", 3, "192.0.2.2")),
             new("optout.test.", 3, Signing.Nsec3OptOut, Sld("optout.test.", 3, "192.0.2.3",
                 $"unsigned.optout.test. NS ns.unsigned.optout.test.\nns.unsigned.optout.test. A {a(4)}\n")),
@@ -196,6 +202,7 @@ public sealed class SignedHierarchy : LoopbackHierarchy
     {
         var clock = Stopwatch.StartNew();
         var keys = MakeKeys();
+        SecondLevelKey = keys.Sld;
         KeygenTime = clock.Elapsed;
         var now = DateTime.UtcNow;
         var specs = Specs(keys, now);
@@ -373,6 +380,8 @@ public sealed class SignedHierarchy : LoopbackHierarchy
             "a signed CNAME into another signed zone: each link validated on its own zone's keys") { Data = "192.0.2.2" },
         new("cname-to-insecure", "out.secure-nsec.test.", "A", ValidationOutcome.Insecure, null,
             "a signed CNAME into an insecure delegation: the chain is only as secure as its weakest link") { Data = "192.0.2.9" },
+        new("cohosted-insecure", "www.plain.secure-nsec.test.", "A", ValidationOutcome.Insecure, null,
+            "an unsigned child (no DS, NSEC with NS) on the same server as its signed parent") { Data = "192.0.2.25" },
         new("dname", "www.dname.secure-nsec.test.", "A", ValidationOutcome.Secure, null,
             "a signed DNAME: the CNAME synthesised from it (RFC 6672), then the target's signed data") { Data = "192.0.2.2" },
         new("wildcard", "anything.wild.test.", "A", ValidationOutcome.Secure, null, "*.wild.test expanded: RRSIG labels 2 < 3, NSEC covers the next closer")

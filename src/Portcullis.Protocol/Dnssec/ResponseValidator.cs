@@ -76,7 +76,7 @@ public static class ResponseValidator
         var soaResult = ValidateSet(soa, authority, keysFor, now, ref budget, out _);
         state.Add(soaResult.Security, soaResult.Reason, soaResult.MaxTtl, $"{zone} SOA");
         if (soaResult.Security != DnssecSecurity.Secure) return state.Result;
-        var (nsecs, nsec3s) = DenialRecords(authority, keysFor, now, ref budget, ref state);
+        var (nsecs, nsec3s) = DenialRecords(authority, zone, keysFor, now, ref budget, ref state);
         if (state.Security == DnssecSecurity.Bogus) return state.Result;
         bool nxdomain = response.Header.Rcode == (byte)Rcode.NXDomain;
         DenialResult denial;
@@ -138,15 +138,20 @@ public static class ResponseValidator
         _ => ExtendedDnsErrorCode.DnssecBogus,   // records there, proving nothing: 6 (12 is for no NSEC/NSEC3 at all), as Unbound
     };
 
-    /// <summary>The validated NSEC and NSEC3 records of a section (bogus ones make the verdict bogus).</summary>
-    private static (List<NsecRecord>, List<Nsec3Record>) DenialRecords(List<RecordSet> sets, Func<DnsName, SignerKeys> keysFor, DateTimeOffset now,
+    /// <summary>
+    /// The validated NSEC and NSEC3 records of a section that belong to <paramref name="zone"/>: owned
+    /// inside it and signed by it (an NSEC of another signed zone, however valid, proves nothing
+    /// about this one: its "next" name may point anywhere).
+    /// </summary>
+    private static (List<NsecRecord>, List<Nsec3Record>) DenialRecords(List<RecordSet> sets, DnsName zone, Func<DnsName, SignerKeys> keysFor, DateTimeOffset now,
         ref ValidationBudget budget, ref Verdict state)
     {
         var nsecs = new List<NsecRecord>();
         var nsec3s = new List<Nsec3Record>();
         foreach (var set in sets)
         {
-            if (set.Type is not (RecordType.NSEC or RecordType.NSEC3)) continue;
+            if (set.Type is not (RecordType.NSEC or RecordType.NSEC3) || !set.Owner.IsSubdomainOf(zone)) continue;
+            if (!SignedOnlyBy(set, sets, zone)) continue;
             // Only validated records prove anything; others are ignored (not counted against the
             // verdict: an extra unsigned NSEC must not make a signed answer insecure). Without
             // validated ones the proof fails, and that is bogus.
@@ -170,7 +175,7 @@ public static class ResponseValidator
     private static DenialResult WildcardProof(List<RecordSet> authority, Func<DnsName, SignerKeys> keysFor, DnsName name, int labels, DnsName zone,
         DateTimeOffset now, ref ValidationBudget budget, ref Nsec3Budget nsec3Budget, ref Verdict state)
     {
-        var (nsecs, nsec3s) = DenialRecords(authority, keysFor, now, ref budget, ref state);
+        var (nsecs, nsec3s) = DenialRecords(authority, zone, keysFor, now, ref budget, ref state);
         if (nsec3s.Count > 0) return Nsec3Proofs.WildcardAnswer(nsec3s, name, labels, zone, ref nsec3Budget);
         return NsecProofs.WildcardAnswer(nsecs, name);
     }
@@ -209,6 +214,21 @@ public static class ResponseValidator
             DnssecSecurity.Bogus => ValidationResult.BogusFor(signerKeys.Reason ?? ExtendedDnsErrorCode.DnssecBogus),
             _ => RrsetValidator.Validate(set.Records, sigs, signer, signerKeys.Keys, now, ref budget),
         };
+    }
+
+    /// <summary>Whether every RRSIG covering the set names <paramref name="zone"/> as its signer (and there is one).</summary>
+    private static bool SignedOnlyBy(RecordSet set, List<RecordSet> section, DnsName zone)
+    {
+        bool any = false;
+        foreach (var s in section)
+            if (s.Type == RecordType.RRSIG && s.Owner == set.Owner)
+                foreach (var r in s.Records)
+                    if (Rrsig.TryRead(r.Data, out var sig) && sig.TypeCovered == set.Type)
+                    {
+                        if (!DnsName.EqualsIgnoreCase(sig.SignerName, zone.Wire)) return false;
+                        any = true;
+                    }
+        return any;
     }
 
     private static bool HasSignatures(RecordSet set, List<RecordSet> section)

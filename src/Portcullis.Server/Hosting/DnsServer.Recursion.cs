@@ -91,7 +91,7 @@ public sealed partial class DnsServer
         var cts = new CancellationTokenSource();
         _anchorUpdates = cts;
         resolver.Anchors = auto.Anchors;
-        _ = Task.Run(async () =>
+        _anchorLoop = Task.Run(async () =>
         {
             while (!cts.IsCancellationRequested)
             {
@@ -117,11 +117,21 @@ public sealed partial class DnsServer
         });
     }
 
+    private Task? _anchorLoop;
+
+    /// <summary>
+    /// Stops the refresh loop and waits for it to end (a refresh in flight is cancelled), so that
+    /// the file is never written by an old loop once a new one (after a reload) owns it.
+    /// </summary>
     private void StopAnchorUpdates()
     {
-        _anchorUpdates?.Cancel();
-        _anchorUpdates?.Dispose();
+        if (_anchorUpdates is not { } cts) return;
+        cts.Cancel();
+        try { _anchorLoop?.Wait(TimeSpan.FromSeconds(10)); }
+        catch (AggregateException) { }
+        if (_anchorLoop is null || _anchorLoop.IsCompleted) cts.Dispose();
         _anchorUpdates = null;
+        _anchorLoop = null;
     }
 
     private void DisposeRecursion()

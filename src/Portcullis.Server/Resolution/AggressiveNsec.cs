@@ -16,31 +16,30 @@ namespace Portcullis.Server.Resolution;
 /// no wildcard answers are synthesised: when the wildcard of the closest encloser exists, the
 /// question goes upstream. The TTL of what is synthesised is the smallest of the NSEC records'
 /// and the SOA's remaining TTLs (§5.4: negative TTL of the SOA, already capped by SOA MINIMUM).
-/// Written on the resolution path only (a lock per write, a new sorted array per zone swapped in);
-/// read without lock. Bounded by <see cref="MaxRecords"/> NSEC records in all.
+/// Written on the resolution path only (a lock per write; each zone's chain an immutable snapshot —
+/// sorted NSEC records, SOA and its RRSIGs — swapped in whole); read without lock. Bounded by
+/// <see cref="MaxPerZone"/> NSEC records per zone (a zone past it starts over) and
+/// <see cref="MaxRecords"/> in all (everything starts over).
 /// </summary>
 public sealed class AggressiveNsec
 {
     public const int MaxRecords = 100_000;
+    public const int MaxPerZone = 10_000;
 
     /// <summary>One NSEC record: parsed, with the records to send (the NSEC and its RRSIGs), until when it may be used.</summary>
     private sealed record Entry(NsecRecord Nsec, ResourceRecord[] Records, long ExpiresMs);
 
-    private sealed class Chain
-    {
-        public Entry[] Entries = [];
-        public ResourceRecord Soa = null!;
-        public ResourceRecord[] SoaSignatures = [];
-        public long SoaExpiresMs;
-    }
+    private sealed record Chain(DnsName Zone, Entry[] Entries, ResourceRecord Soa, ResourceRecord[] SoaSignatures, long SoaExpiresMs);
 
     private readonly ConcurrentDictionary<DnsName, Chain> _zones = new();
     private readonly Lock _write = new();
     private int _records;
     private long _synthesised;
 
-    /// <summary>Answers synthesised from the NSEC ranges.</summary>
+    /// <summary>Answers synthesised from the NSEC ranges (counted by the caller when it uses one).</summary>
     public long Synthesised => Interlocked.Read(ref _synthesised);
+
+    internal void CountSynthesised() => Interlocked.Increment(ref _synthesised);
 
     /// <summary>
     /// Keeps the NSEC records of a validated (secure) negative answer of zone <paramref name="soa"/>'s
@@ -72,18 +71,19 @@ public sealed class AggressiveNsec
                 _zones.Clear();
                 _records = 0;
             }
-            var chain = _zones.GetOrAdd(zone, _ => new Chain());
-            var list = new List<Entry>(chain.Entries.Length + fresh.Count);
-            foreach (var e in chain.Entries)
-                if (e.ExpiresMs > nowMs && !fresh.Exists(f => f.Nsec.Owner == e.Nsec.Owner)) list.Add(e);
+            var old = _zones.TryGetValue(zone, out var c) && c.Entries.Length + fresh.Count <= MaxPerZone ? c.Entries : [];
+            // The chain stays sorted: fresh records go in by binary search (one copy, no re-sort).
+            var list = new List<Entry>(old.Length + fresh.Count);
+            foreach (var e in old)
+                if (e.ExpiresMs > nowMs) list.Add(e);
             foreach (var f in fresh)
-                if (!list.Exists(e => e.Nsec.Owner == f.Nsec.Owner)) list.Add(f);
-            list.Sort((a, b) => a.Nsec.Owner.CompareTo(b.Nsec.Owner));
-            _records += list.Count - chain.Entries.Length;
-            chain.Soa = soa;
-            chain.SoaSignatures = [.. soaSigs];
-            chain.SoaExpiresMs = nowMs + 1000L * ttl;
-            Volatile.Write(ref chain.Entries, [.. list]);
+            {
+                int at = Search(list, f.Nsec.Owner);
+                if (at >= 0) list[at] = f;
+                else list.Insert(~at, f);
+            }
+            _records += list.Count - (c?.Entries.Length ?? 0);
+            _zones[zone] = new Chain(zone, [.. list], soa, [.. soaSigs], nowMs + 1000L * ttl);
         }
     }
 
@@ -103,10 +103,11 @@ public sealed class AggressiveNsec
     /// zone's SOA and the proof, or false.
     /// </summary>
     public bool TrySynthesise(DnsName qname, RecordType qtype, long nowMs, out bool nxDomain, out ResourceRecord soa,
-        out List<ResourceRecord> proof, out uint ttl)
+        out List<ResourceRecord> proof, out uint ttl, out DnsName chainZone)
     {
         nxDomain = false;
         soa = null!;
+        chainZone = null!;
         proof = null!;
         ttl = 0;
         if (_zones.IsEmpty) return false;
@@ -117,7 +118,8 @@ public sealed class AggressiveNsec
             if (_zones.TryGetValue(zone, out chain)) break;
             if (zone.IsRoot) return false;
         }
-        var entries = Volatile.Read(ref chain.Entries);
+        var entries = chain.Entries;
+        chainZone = chain.Zone;
         if (chain.SoaExpiresMs <= nowMs) return false;
         var cover = Floor(entries, qname, nowMs);
         if (cover is null) return false;
@@ -150,8 +152,21 @@ public sealed class AggressiveNsec
         ttl = (uint)Math.Max(0, (until - nowMs) / 1000);
         if (ttl == 0) return false;
         soa = chain.Soa;
-        Interlocked.Increment(ref _synthesised);
         return true;
+    }
+
+    /// <summary>Index of the entry owned by <paramref name="owner"/>, else the complement of where it would go.</summary>
+    private static int Search(List<Entry> list, DnsName owner)
+    {
+        int lo = 0, hi = list.Count - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            int c = list[mid].Nsec.Owner.CompareTo(owner);
+            if (c == 0) return mid;
+            if (c < 0) lo = mid + 1; else hi = mid - 1;
+        }
+        return ~lo;
     }
 
     /// <summary>The fresh entry with the greatest owner at or before <paramref name="name"/> in canonical order.</summary>

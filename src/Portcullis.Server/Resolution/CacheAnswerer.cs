@@ -67,6 +67,13 @@ public static class CacheAnswerer
                 || cname.Kind != CacheEntryKind.Positive || cname.Rank < TrustRank.NonAuthAnswer)
                 break;
             if (Bogus(cname, checkingDisabled, ref w, start, ref answer)) return true;
+            // A CNAME synthesised from a DNAME goes out after the DNAME (RFC 6672 §3.1).
+            if (cname.Dname is { } dname
+                && !WriteRRset(dname, dname.Owner, RecordCache.RemainingTtl(cname, now), DnsSection.Answer, dnssecOk, ref w))
+            {
+                answer.Truncated = true;
+                return true;
+            }
             if (!WriteRRset(cname, name, RecordCache.RemainingTtl(cname, now), DnsSection.Answer, dnssecOk, ref w))
             {
                 answer.Truncated = true;

@@ -43,10 +43,11 @@ public sealed partial class IterativeResolver
     /// <summary>The shortest time a zone's state is kept (a DNSKEY or DS TTL of 0 would otherwise rebuild it per question).</summary>
     public const uint MinCutTtl = 5;
 
-    private volatile TrustAnchors? _anchors;
+    /// <summary>The anchors and the zone states built on them, swapped together (a validation reads them once).</summary>
+    private sealed record AnchorState(TrustAnchors Anchors, ConcurrentDictionary<DnsName, Cut> Cuts);
+    private volatile AnchorState? _state;
+    private TrustAnchors? _anchors => _state?.Anchors;
     private long _verifications, _secure, _insecure, _bogus;
-    /// <summary>Zone states on the current anchors; replaced whole when they change.</summary>
-    private volatile ConcurrentDictionary<DnsName, Cut> _cuts = new();
 
     /// <summary>Signature verifications run (each bounded per response by <see cref="ValidationBudget"/>: KeyTrap shows here).</summary>
     public long SignatureVerifications => Interlocked.Read(ref _verifications);
@@ -56,14 +57,13 @@ public sealed partial class IterativeResolver
     /// <summary>The trust anchors validation starts from (null: no validation); RFC 5011 updates swap them.</summary>
     public TrustAnchors? Anchors
     {
-        get => _anchors;
+        get => _state?.Anchors;
         set
         {
-            if (ReferenceEquals(_anchors, value)) return;
-            // Zone states built on the old anchors are dropped with their dictionary: a walk still
-            // running on it stores into the old one, which nobody reads any more.
-            _cuts = new ConcurrentDictionary<DnsName, Cut>();
-            _anchors = value;
+            if (ReferenceEquals(_state?.Anchors, value)) return;
+            // Zone states built on the old anchors go with them: a walk still running on the old
+            // state stores into the old dictionary, which nobody reads any more.
+            _state = value is null ? null : new AnchorState(value, new ConcurrentDictionary<DnsName, Cut>());
             NsecRanges.Clear();
         }
     }
@@ -181,7 +181,8 @@ public sealed partial class IterativeResolver
                 }
             if (final) break;
             var cname = m.Answers.Find(r => r.Class == @class && r.Owner == current && r.Type == RecordType.CNAME);
-            var dname = m.Answers.Find(r => r.Class == @class && r.Type == RecordType.DNAME && current.IsSubdomainOf(r.Owner) && current != r.Owner);
+            var dname = m.Answers.Find(r => r.Class == @class && r.Type == RecordType.DNAME && current.IsSubdomainOf(r.Owner) && current != r.Owner
+                && r.Owner.IsSubdomainOf(zone));
             if (dname is not null && DnsName.TryMeasureWire(dname.Data, out int dl, out _))
             {
                 Take(m.Answers, view.Answers, dname.Owner, RecordType.DNAME);
@@ -200,7 +201,7 @@ public sealed partial class IterativeResolver
         var soa = m.Authority.Find(r => r.Class == @class && r.Type == RecordType.SOA && current.IsSubdomainOf(r.Owner));
         if (soa is not null) Take(m.Authority, view.Authority, soa.Owner, RecordType.SOA);
         foreach (var r in m.Authority)
-            if (r.Class == @class && r.Type is RecordType.NSEC or RecordType.NSEC3) Take(m.Authority, view.Authority, r.Owner, r.Type);
+            if (r.Class == @class && r.Type is RecordType.NSEC or RecordType.NSEC3 && r.Owner.IsSubdomainOf(zone)) Take(m.Authority, view.Authority, r.Owner, r.Type);
         return view;
     }
 
@@ -211,12 +212,14 @@ public sealed partial class IterativeResolver
     /// </summary>
     private async Task<Verdict> ValidateAsync(DnsMessage m, DnsName zone, DnsName qname, RecordType qtype, RecordClass @class, bool forwarded, Context ctx)
     {
-        if (_anchors is not { } anchors) return Verdict.None;
+        if (_state is not { } state) return Verdict.None;
+        var anchors = state.Anchors;
         if (m.Rcode is not (Rcode.NoError or Rcode.NXDomain)) return Verdict.None;
         if (!forwarded && !m.Header.AuthoritativeAnswer) return Verdict.None with { Skipped = true };
         if (!forwarded && IsReferral(m, @class)) return Verdict.None with { Skipped = true };
-        // RRSIGs are not signed themselves: an RRSIG question's answer cannot be validated (RFC 4035 §5.3).
-        if (qtype == RecordType.RRSIG) return Judged(new Verdict(ValidationState.Insecure, -1, uint.MaxValue));
+        // RRSIGs are not signed themselves: an RRSIG question's answer cannot be validated (RFC 4035 §5.3);
+        // at or below a negative trust anchor nothing is (RFC 7646 §1.1), whoever signed the answer.
+        if (qtype == RecordType.RRSIG || anchors.IsNegative(qname)) return Judged(new Verdict(ValidationState.Insecure, -1, uint.MaxValue));
         var view = ValidationView(m, zone, qname, qtype, @class);
         // The zones whose keys the view needs: the signers its RRSIGs name; for unsigned RRsets, the
         // zone asked (or, behind a forwarder, the zone holding each owner).
@@ -229,6 +232,9 @@ public sealed partial class IterativeResolver
                 {
                     if (!Rrsig.TryRead(r.Data, out var sig) || !DnsName.TryMeasureWire(sig.SignerName, out int length, out _)) continue;
                     var signer = DnsName.FromWire(sig.SignerName[..length]).ToLowerInvariant();
+                    // Only an ancestor of the data signs it, and (from authoritative servers) one at or
+                    // below the zone asked; any other RRSIG is ignored, and costs no chain walk.
+                    if (!r.Owner.IsSubdomainOf(signer) || (!forwarded && !signer.IsSubdomainOf(zone))) continue;
                     // A signer above the closest anchor of the data is no signer of it (an island of trust
                     // below an insecure parent would otherwise take signatures of that parent).
                     if (anchors.ClosestAnchor(r.Owner) is { } anchor && anchor != signer && anchor.IsSubdomainOf(signer))
@@ -238,8 +244,8 @@ public sealed partial class IterativeResolver
                 }
                 if (Signatures(section, r).Count == 0)
                 {
-                    var holder = forwarded ? r.Owner.ToLowerInvariant() : zone.ToLowerInvariant();
-                    if (!unsigned.Contains(holder)) unsigned.Add(holder);
+                    var owner = r.Owner.ToLowerInvariant();
+                    if (!unsigned.Contains(owner)) unsigned.Add(owner);
                 }
             }
         if (signers.Count + unsigned.Count > MaxZonesPerResponse)
@@ -248,23 +254,37 @@ public sealed partial class IterativeResolver
         var holders = new Dictionary<DnsName, SignerKeys>();
         foreach (var s in signers)
         {
-            var (k, transient) = await SignerKeysAsync(anchors, s, @class, ctx).ConfigureAwait(false);
+            var (k, transient) = await SignerKeysAsync(state, s, @class, ctx).ConfigureAwait(false);
             if (transient) return Verdict.None with { Transient = true };
             keys[s] = k;
         }
+        // Unsigned RRsets: fine only in an insecure zone. From an authoritative server, the zone asked
+        // says it when it is insecure itself and no anchor lies between it and the data; otherwise
+        // (a secure zone whose servers may also serve an unsigned child, an island of trust below it,
+        // or behind a forwarder, which gives no delegations) the walk goes down to the owner.
+        (DnsName Zone, SignerKeys Keys, bool Transient)? asked = null;
         foreach (var u in unsigned)
         {
-            var (_, k, transient) = await ZoneStateAsync(anchors, u, @class, ctx).ConfigureAwait(false);
+            if (!forwarded && anchors.ClosestAnchor(u) == anchors.ClosestAnchor(zone))
+            {
+                asked ??= await ZoneStateAsync(state, zone, @class, ctx).ConfigureAwait(false);
+                if (asked.Value.Transient) return Verdict.None with { Transient = true };
+                if (asked.Value.Keys.Security != DnssecSecurity.Secure)
+                {
+                    holders[u] = asked.Value.Keys;
+                    continue;
+                }
+            }
+            var (_, k, transient) = await ZoneStateAsync(state, u, @class, ctx).ConfigureAwait(false);
             if (transient) return Verdict.None with { Transient = true };
             holders[u] = k;
         }
         // keysFor(name): a signer's keys; for an unsigned RRset's owner, the state of the zone holding it.
-        var holderOfAll = forwarded ? null : zone.ToLowerInvariant();
         SignerKeys KeysFor(DnsName name)
         {
             var lower = name.ToLowerInvariant();
             if (keys.TryGetValue(lower, out var k)) return k;
-            if (holders.TryGetValue(holderOfAll ?? lower, out k)) return k;
+            if (holders.TryGetValue(lower, out k)) return k;
             return SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing);
         }
         var budget = new ValidationBudget { Sha1Disabled = !_options.AllowSha1 };
@@ -302,9 +322,9 @@ public sealed partial class IterativeResolver
         && m.Authority.Exists(r => r.Type == RecordType.NS && r.Class == @class);
 
     /// <summary>The keys of a signer: its zone must be a secure zone cut named exactly so, or lie below an insecure delegation.</summary>
-    private async Task<(SignerKeys Keys, bool Transient)> SignerKeysAsync(TrustAnchors anchors, DnsName signer, RecordClass @class, Context ctx)
+    private async Task<(SignerKeys Keys, bool Transient)> SignerKeysAsync(AnchorState state, DnsName signer, RecordClass @class, Context ctx)
     {
-        var (zone, keys, transient) = await ZoneStateAsync(anchors, signer, @class, ctx).ConfigureAwait(false);
+        var (zone, keys, transient) = await ZoneStateAsync(state, signer, @class, ctx).ConfigureAwait(false);
         // A signer that is not the apex of the secure zone holding it has no keys (a forged signer name).
         if (keys.Security == DnssecSecurity.Secure && zone != signer) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), transient);
         return (keys, transient);
@@ -316,12 +336,12 @@ public sealed partial class IterativeResolver
     /// or a negative trust anchor (RFC 7646), makes it insecure. Transient: some step could not be
     /// decided now (not cached).
     /// </summary>
-    private async Task<(DnsName Zone, SignerKeys Keys, bool Transient)> ZoneStateAsync(TrustAnchors anchors, DnsName name, RecordClass @class, Context ctx)
+    private async Task<(DnsName Zone, SignerKeys Keys, bool Transient)> ZoneStateAsync(AnchorState state, DnsName name, RecordClass @class, Context ctx)
     {
+        var (anchors, cuts) = (state.Anchors, state.Cuts);
         name = name.ToLowerInvariant();
         if (anchors.IsNegative(name)) return (name, SignerKeys.Insecure, false);
         if (anchors.ClosestAnchor(name) is not { } anchor) return (DnsName.Root, SignerKeys.Insecure, false);
-        var cuts = _cuts;
         var zone = anchor;
         var cut = await CutAsync(cuts, anchors, anchor, @class, ctx).ConfigureAwait(false);
         if (cut.ExpiresMs == 0) return (zone, cut.Keys, true);
@@ -481,8 +501,14 @@ public sealed partial class IterativeResolver
     /// </summary>
     private Outcome? FromNsecRanges(DnsName name, RecordType type, RecordClass @class)
     {
-        if (!_options.AggressiveNsec || _anchors is null || @class != RecordClass.IN || type is RecordType.ANY) return null;
-        if (!NsecRanges.TrySynthesise(name, type, Cache.NowMs, out bool nx, out var soa, out var proof, out uint ttl)) return null;
+        if (!_options.AggressiveNsec || _anchors is not { } anchors || @class != RecordClass.IN || type is RecordType.ANY) return null;
+        // Below a negative trust anchor nothing is validated, so nothing is proven either.
+        if (anchors.IsNegative(name)) return null;
+        if (!NsecRanges.TrySynthesise(name, type, Cache.NowMs, out bool nx, out var soa, out var proof, out uint ttl, out var chainZone)) return null;
+        // A forward zone below the chain's zone (split horizon) answers for its names, not the public chain.
+        foreach (var (forwarded, _) in _forwarders)
+            if (name.IsSubdomainOf(forwarded) && forwarded.IsSubdomainOf(chainZone) && forwarded != chainZone) return null;
+        NsecRanges.CountSynthesised();
         var soaNow = soa.WithTtl(Math.Min(soa.Ttl, ttl));
         Cache.AddNegative(name, type, @class, nx, soaNow, TrustRank.AuthAuthority, ValidationState.Secure, proof, -1, ttl);
         return new Outcome(nx ? Kind.NxDomain : Kind.NoData, [], NegativeSoa(soaNow)) { Validation = ValidationState.Secure, Proof = proof };

@@ -247,7 +247,9 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             && c.Kind == CacheEntryKind.Positive && c.Rank >= TrustRank.NonAuthAnswer)
         {
             var records = c.ToRecords(Ttl(c), withSignatures: true);
-            return new Outcome(Kind.Cname, records, Target: DnsName.FromWire(records[0].Data)) { Validation = c.Validation, Reason = c.Reason };
+            var target = DnsName.FromWire(records[0].Data);
+            if (c.Dname is { } dname) records.InsertRange(0, dname.ToRecords(Ttl(c), withSignatures: true));
+            return new Outcome(Kind.Cname, records, Target: target) { Validation = c.Validation, Reason = c.Reason };
         }
         return null;
     }
@@ -365,8 +367,12 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                         zone = o.Zone!; ns = o.Records; known = zone.LabelCount;
                         continue;
                     case Kind.Answer when o.Records.Count > 0 && o.Records[0].Type == RecordType.NS:
-                        // Same servers for parent and child: an authoritative NS answer is the cut.
-                        zone = askName; ns = o.Records; known = zone.LabelCount;
+                        // Same servers for parent and child: an authoritative NS answer is the cut. The
+                        // child's NS names may have no known address (no referral brought glue): then the
+                        // servers that just answered for the child go on serving it.
+                        zone = askName; known = zone.LabelCount;
+                        if (o.Records.Exists(r => r.Type == RecordType.NS && CachedAddresses(DnsName.FromWire(r.Data), @class).Count > 0))
+                            ns = o.Records;
                         continue;
                     case Kind.NoData:
                     case Kind.Answer:
@@ -430,7 +436,9 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             if (r.Message is null || r.Message.Rcode != Rcode.NoError || !r.Message.Header.AuthoritativeAnswer) continue;
             var rootNs = r.Message.Answers.FindAll(x => x.Type == RecordType.NS && x.Owner.IsRoot);
             if (rootNs.Count == 0) continue;
-            Cache.AddRRset(rootNs, TrustRank.AuthAnswer);
+            // Without validation, served as any authoritative answer; with it, first kept for the
+            // resolver's own use only (rank Additional) and made visible to clients with its verdict.
+            Cache.AddRRset(rootNs, _anchors is null ? TrustRank.AuthAnswer : TrustRank.Additional);
             // Every name is inside the root's bailiwick; keep the addresses of the root servers only.
             foreach (var set in GroupRRsets(r.Message.Additional))
                 if (set[0].Type is RecordType.A or RecordType.AAAA && rootNs.Exists(x => DnsName.FromWire(x.Data) == set[0].Owner))
@@ -622,6 +630,30 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 chain.AddRange(sigs);
                 return new Outcome(Kind.Answer, chain) { Validation = verdict.State, Reason = verdict.Reason };
             }
+            var dname = sets.Find(s => s[0].Type == RecordType.DNAME && s[0].Class == @class && current.IsSubdomainOf(s[0].Owner)
+                && current != s[0].Owner && s[0].Owner.IsSubdomainOf(zone));
+            if (dname is not null && aa)
+            {
+                // RFC 6672 §2.2: the CNAME is synthesised here from the DNAME, never taken from the wire
+                // (a DNAME above the name comes first: a wire CNAME beside it is the server's synthesis,
+                // unsigned, and the validator follows the DNAME too).
+                var d = dname[0];
+                if (!current.TrySubstitute(d.Owner, DnsName.FromWire(d.Data), out var substituted))
+                    return new Outcome(Kind.Fail, chain, Failure: "DNAME substitution too long (YXDOMAIN)");
+                var wire = substituted.Wire.ToArray();
+                var synthesised = new ResourceRecord(current, RecordType.CNAME, @class, d.Ttl, wire);
+                var sigs = Signatures(m.Answers, d);
+                cache.AddRRset([d], answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
+                // The synthesised CNAME carries no signature of its own: it is cached with the DNAME
+                // it came from, which goes out before it (signed) on every cache hit.
+                cache.TryGet(d.Owner.Wire, RecordType.DNAME, @class, cache.NowMs, false, out var dnameEntry);
+                cache.AddRRset([synthesised], answerRank, verdict.State, null, verdict.Reason, verdict.MaxTtl, dnameEntry);
+                chain.Add(d);
+                chain.AddRange(sigs);
+                chain.Add(synthesised);
+                current = DnsName.FromWire(wire);
+                continue;
+            }
             var cname = sets.Find(s => s[0].Owner == current && s[0].Type == RecordType.CNAME && s[0].Class == @class);
             if (cname is not null && aa)
             {
@@ -630,28 +662,6 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 chain.Add(cname[0]);
                 chain.AddRange(sigs);
                 current = DnsName.FromWire(cname[0].Data);
-                continue;
-            }
-            var dname = sets.Find(s => s[0].Type == RecordType.DNAME && s[0].Class == @class && current.IsSubdomainOf(s[0].Owner)
-                && current != s[0].Owner && s[0].Owner.IsSubdomainOf(zone));
-            if (dname is not null && aa)
-            {
-                // RFC 6672 §2.2: the CNAME is synthesised here from the DNAME, never taken from the wire.
-                var d = dname[0];
-                if (!current.TrySubstitute(d.Owner, DnsName.FromWire(d.Data), out var substituted))
-                    return new Outcome(Kind.Fail, chain, Failure: "DNAME substitution too long (YXDOMAIN)");
-                var wire = substituted.Wire.ToArray();
-                var synthesised = new ResourceRecord(current, RecordType.CNAME, @class, d.Ttl, wire);
-                var sigs = Signatures(m.Answers, d);
-                cache.AddRRset([d], answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
-                // The synthesised CNAME carries no signature of its own: from the cache it is never
-                // answered with AD (a validating stub would see an unsigned CNAME in a signed zone).
-                cache.AddRRset([synthesised], answerRank, verdict.State == ValidationState.Secure ? ValidationState.Insecure : verdict.State,
-                    null, verdict.Reason, verdict.MaxTtl);
-                chain.Add(d);
-                chain.AddRange(sigs);
-                chain.Add(synthesised);
-                current = DnsName.FromWire(wire);
                 continue;
             }
             break;

@@ -53,6 +53,11 @@ public sealed class CacheEntry
     public uint Ttl { get; }
     public TrustRank Rank { get; }
     public ValidationState Validation { get; }
+    /// <summary>
+    /// A CNAME synthesised from a DNAME (RFC 6672): the DNAME's entry as it was cached with it, written
+    /// before the CNAME (with its RRSIGs for DO=1) so that a validating client can check the chain.
+    /// </summary>
+    public CacheEntry? Dname { get; internal init; }
     /// <summary>Why a Bogus entry is bogus: the Extended DNS Error code (RFC 8914) to answer with; -1 when none.</summary>
     public int Reason { get; }
     /// <summary>The RRSIGs covering the RRset (packed as <see cref="PackedRdata"/>), for DO=1 clients (RFC 4035 §3.2.1).</summary>
@@ -273,7 +278,7 @@ public sealed class RecordCache
     /// RRSIGs covering it; <paramref name="reason"/> the EDE code of a bogus verdict.
     /// </summary>
     public bool AddRRset(IReadOnlyList<ResourceRecord> records, TrustRank rank, ValidationState validation = ValidationState.Unchecked,
-        IReadOnlyList<ResourceRecord>? signatures = null, int reason = -1, uint maxTtl = uint.MaxValue)
+        IReadOnlyList<ResourceRecord>? signatures = null, int reason = -1, uint maxTtl = uint.MaxValue, CacheEntry? dname = null)
     {
         if (records.Count == 0) return false;
         var first = records[0];
@@ -284,7 +289,7 @@ public sealed class RecordCache
         var key = MakeKey(first.Owner.Wire, first.Type, first.Class);
         var entry = new CacheEntry(key, CacheEntryKind.Positive, first.Owner.Wire.ToArray(), first.Type, first.Class, packed,
             records.Count, NowMs + ttl * 1000L, ttl, rank, validation, [], [],
-            signatures is { Count: > 0 } ? Pack(signatures) : null, null, reason);
+            signatures is { Count: > 0 } ? Pack(signatures) : null, null, reason) { Dname = dname };
         bool stored = Store(entry);
         // Data for the name exists now: a cached NXDOMAIN for it is out of date.
         if (stored && rank >= TrustRank.NonAuthAnswer) RemoveKey(MakeKey(first.Owner.Wire, NxDomainType, first.Class));

@@ -249,6 +249,14 @@ public sealed class PortcullisValidationScenarioTests(SignedHierarchyFixture fix
             Assert.Equal("NOERROR", wild.Rcode);
             Assert.Contains("other.wild.test. A 192.0.2.50", wild.Answer);
         }
+        // Below a negative trust anchor nothing is proven: the same range answers, but from upstream and without AD.
+        using (var nta = Start(c => c.Recursion.NegativeTrustAnchors = ["ny.secure-nsec.test"]))
+        {
+            Assert.True(Ask(nta, "nx.secure-nsec.test.", "A").Ad);
+            var ny = Ask(nta, "ny.secure-nsec.test.", "A");
+            Assert.Equal(("NXDOMAIN", false), (ny.Rcode, ny.Ad));
+            Assert.Equal(0, nta.Built.NsecRanges.Synthesised);
+        }
         using (var plain = Start(c => c.Recursion.AggressiveNsec = false))
         {
             Assert.Equal("NXDOMAIN", Ask(plain, "nx.secure-nsec.test.", "A").Rcode);
@@ -256,6 +264,21 @@ public sealed class PortcullisValidationScenarioTests(SignedHierarchyFixture fix
             Assert.Equal("NXDOMAIN", Ask(plain, "ny.secure-nsec.test.", "A").Rcode);
             Assert.True(plain.Built.Upstream.QueriesSent > sent);
         }
+    }
+
+    /// <summary>
+    /// Without QNAME minimisation the full name goes to the signed parent's servers, which also serve
+    /// the unsigned child and answer from it: the unsigned answer is judged on the child's (insecure)
+    /// state, found by walking down to it, not on the parent's.
+    /// </summary>
+    [Fact]
+    public void Without_qname_minimisation_an_unsigned_child_on_its_signed_parents_server_is_insecure_not_bogus()
+    {
+        using var resolver = Start(c => c.Recursion.QnameMinimisation = false);
+        var s = SignedHierarchy.Scenarios.Single(s => s.Name == "cohosted-insecure");
+        Assert.Null(SignedHierarchy.Check(s, SignedHierarchy.Run(resolver.EndPoint, s)));
+        var secure = SignedHierarchy.Scenarios.Single(s => s.Name == "deep-chain");
+        Assert.Null(SignedHierarchy.Check(secure, SignedHierarchy.Run(resolver.EndPoint, secure)));
     }
 
     /// <summary>The Prometheus metrics count validations by verdict and the signature verifications.</summary>

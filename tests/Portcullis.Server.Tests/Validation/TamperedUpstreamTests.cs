@@ -237,6 +237,80 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
         Assert.True(bed.Proxy.Tampered + clean.Tampered >= 1, "the forger never forged");
     }
 
+    /// <summary>
+    /// Second review, finding 1: an NSEC validly signed by another zone (here bad-sig.test, whose key
+    /// the test holds) whose "next" name points into secure-nsec.test would "cover" any name there.
+    /// Beside secure-nsec.test's genuine signed SOA it must prove nothing: no NXDOMAIN with AD.
+    /// </summary>
+    [Fact]
+    public void An_NSEC_signed_by_another_zone_proves_nothing_about_this_one()
+    {
+        using var bed = Start();
+        // The genuine signed SOA of secure-nsec.test, from a real negative answer.
+        List<ResourceRecord>? soa = null;
+        bed.Proxy.Tamper = m =>
+        {
+            if (Is(m, "nx.secure-nsec.test.", RecordType.A))
+                soa = m.Authority.FindAll(r => r.Owner == DnsName.Parse("secure-nsec.test.") && r.Type is RecordType.SOA or RecordType.RRSIG
+                    && (r.Type == RecordType.SOA || System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(r.Data) == (ushort)RecordType.SOA));
+            return null;
+        };
+        Assert.Equal("NXDOMAIN", Ask(bed, "nx.secure-nsec.test.", "A").Rcode);
+        Assert.NotNull(soa);
+        // The forgery: "a.bad-sig.test NSEC zzz.secure-nsec.test", signed with bad-sig.test's real key.
+        string dir = Directory.CreateTempSubdirectory("portcullis-forge-").FullName;
+        try
+        {
+            var key = Portcullis.Protocol.Dnssec.DnssecKeyFile.Read(Path.Combine(dir, Hierarchy.SecondLevelKey.PlaceFor("bad-sig.test.", dir)));
+            var nsec = new ResourceRecord(DnsName.Parse("a.bad-sig.test."), RecordType.NSEC, RecordClass.IN, 300,
+                [.. DnsName.Parse("zzz.secure-nsec.test.").Wire, 0, 6, 0, 0, 0, 0, 0, 0x03]);   // RRSIG NSEC
+            var sig = Portcullis.Protocol.Dnssec.DnssecSigner.SignRrset([nsec], key, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(1));
+            bed.Proxy.Tamper = m =>
+            {
+                if (!Is(m, "www.secure-nsec.test.", RecordType.A)) return null;
+                m.Header.Rcode = (byte)Rcode.NXDomain;
+                m.Answers.Clear();
+                m.Authority.Clear();
+                m.Authority.AddRange(soa!);
+                m.Authority.Add(nsec);
+                m.Authority.Add(sig);
+                return m;
+            };
+            var r = Ask(bed, "www.secure-nsec.test.", "A");
+            Assert.True(bed.Proxy.Tampered > 0);
+            Assert.False(r.Rcode == "NXDOMAIN" && r.Ad, "a foreign NSEC proved NXDOMAIN:\n" + r.Text);
+            Assert.Equal("SERVFAIL", r.Rcode);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    /// <summary>
+    /// Second review, finding 2: beside a signed DNAME the wire CNAME is the server's synthesis,
+    /// unsigned; rewriting its target must not redirect the answer (nor be cached as secure).
+    /// </summary>
+    [Fact]
+    public void A_rewritten_CNAME_beside_a_signed_DNAME_does_not_redirect_the_answer()
+    {
+        using var bed = Start();
+        bed.Proxy.Tamper = m =>
+        {
+            if (!Is(m, "www.dname.secure-nsec.test.", RecordType.A)) return null;
+            for (int i = 0; i < m.Answers.Count; i++)
+                if (m.Answers[i].Type == RecordType.CNAME)
+                    m.Answers[i] = new ResourceRecord(m.Answers[i].Owner, RecordType.CNAME, RecordClass.IN, m.Answers[i].Ttl, DnsName.Parse("www.secure-nsec.test.").Wire.ToArray());
+            m.Answers.RemoveAll(r => r.Type is RecordType.A or RecordType.RRSIG && r.Owner != DnsName.Parse("dname.secure-nsec.test."));
+            return m;
+        };
+        var r = Ask(bed, "www.dname.secure-nsec.test.", "A");
+        Assert.True(bed.Proxy.Tampered > 0);
+        Assert.Equal("NOERROR", r.Rcode);
+        Assert.Contains("www.secure-nsec3.test. A 192.0.2.2", r.Answer);
+        Assert.DoesNotContain(r.Answer, l => l.EndsWith("192.0.2.1", StringComparison.Ordinal));
+        bed.Proxy.Tamper = null;
+        var cname = Ask(bed, "www.dname.secure-nsec.test.", "CNAME");
+        Assert.DoesNotContain(cname.Answer, l => l.Contains("www.secure-nsec.test.", StringComparison.Ordinal) && !l.Contains("secure-nsec3", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void A_forged_NSEC_slipped_into_a_negative_answer_does_not_feed_aggressive_negative_answers()
     {
