@@ -444,7 +444,27 @@ public sealed partial class IterativeResolver
     private async Task<(SignerKeys Keys, uint Ttl, bool Transient)> ZoneKeysAsync(DnsName zone, IReadOnlyList<ResourceRecord> ds,
         IReadOnlyList<ResourceRecord> anchorKeys, RecordClass @class, Context ctx)
     {
-        var o = await ResolveOneAsync(zone, RecordType.DNSKEY, @class, ctx, refresh: false, validate: false).ConfigureAwait(false);
+        // While fetching, a key set that does not match the DS is one server's (or a spoofer's): the
+        // zone's other servers are asked before it is believed, as for any bogus answer.
+        var outer = ctx.KeyCheck;
+        ctx.KeyCheck = (zone, m =>
+        {
+            var keys = m.Answers.FindAll(r => r.Type == RecordType.DNSKEY && r.Owner == zone);
+            var sigs = m.Answers.FindAll(r => r.Type == RecordType.RRSIG && r.Owner == zone);
+            var budget = new ValidationBudget { Sha1Disabled = !_options.AllowSha1 };
+            var check = RrsetValidator.ValidateKeys(keys, sigs, zone, ds, anchorKeys, _time.GetUtcNow(), ref budget);
+            Spent(ctx, budget.Verifications);
+            return check.Security != DnssecSecurity.Bogus;
+        });
+        Outcome o;
+        try
+        {
+            o = await ResolveOneAsync(zone, RecordType.DNSKEY, @class, ctx, refresh: false, validate: false).ConfigureAwait(false);
+            // A key set cached as bogus is fetched again (perhaps from another server) rather than believed.
+            if (o.Validation == ValidationState.Bogus)
+                o = await ResolveOneAsync(zone, RecordType.DNSKEY, @class, ctx, refresh: true, validate: false).ConfigureAwait(false);
+        }
+        finally { ctx.KeyCheck = outer; }
         if (o.Kind is Kind.Fail or Kind.Lame or Kind.Referral) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), 0, true);
         if (o.Kind != Kind.Answer) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), RecordCache.BogusTtl, false);
         var dnskeys = o.Records.FindAll(r => r.Type == RecordType.DNSKEY && r.Owner == zone);
@@ -465,6 +485,10 @@ public sealed partial class IterativeResolver
             state == ValidationState.Bogus ? (int)(result.Reason ?? ExtendedDnsErrorCode.DnssecBogus) : -1, result.MaxTtl);
         return (keys, ttl, false);
     }
+
+    /// <summary>Whether a response to the chain of trust's own DNSKEY lookup fails the key check it runs under.</summary>
+    private static bool KeysRejected(Context ctx, DnsMessage m, DnsName name, RecordType type) =>
+        ctx.KeyCheck is { } check && type == RecordType.DNSKEY && name == check.Zone && m.Rcode == Rcode.NoError && !check.Accept(m);
 
     /// <summary>
     /// The DNSKEY RRset of <paramref name="zone"/> and its RRSIGs, fresh from upstream (RFC 5011

@@ -161,6 +161,8 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
         public readonly HashSet<DnsName> CutsInProgress = [];
         /// <summary>Signature verifications this question has caused (bounded: MaxVerificationsPerQuestion).</summary>
         public int Verifications;
+        /// <summary>While the chain of trust fetches a zone's DNSKEY RRset: the zone and the check the key set must pass.</summary>
+        public (DnsName Zone, Func<DnsMessage, bool> Accept)? KeyCheck;
     }
 
     private enum Kind { Answer, Cname, NxDomain, NoData, Referral, Lame, Fail }
@@ -312,7 +314,8 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 }
                 // A forwarder is trusted for what it answers (it resolved it): zone = the root, ranks
                 // of a non-authoritative answer (RFC 2181 §5.4.1). Not for its DNSSEC: we validate.
-                var verdict = validate ? await ValidateAsync(r.Message, DnsName.Root, name, type, @class, forwarded: true, ctx).ConfigureAwait(false) : RawVerdict;
+                var verdict = validate ? await ValidateAsync(r.Message, DnsName.Root, name, type, @class, forwarded: true, ctx).ConfigureAwait(false)
+                    : KeysRejected(ctx, r.Message, name, type) ? RawVerdict with { State = ValidationState.Bogus } : RawVerdict;
                 // The chain of trust could not be built now (a server unreachable, a budget spent): not cached, not judged.
                 if (verdict.Transient) return new Outcome(Kind.Fail, [], Failure: "DNSSEC chain of trust unavailable");
                 // A bogus answer from one forwarder: the others are asked before it is believed.
@@ -497,7 +500,8 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                     if (r.Status == UpstreamStatus.Timeout) timedOut.Add(server);
                     continue;
                 }
-                var verdict = validate ? await ValidateAsync(r.Message, zone, askName, askType, @class, forwarded: false, ctx).ConfigureAwait(false) : RawVerdict;
+                var verdict = validate ? await ValidateAsync(r.Message, zone, askName, askType, @class, forwarded: false, ctx).ConfigureAwait(false)
+                    : KeysRejected(ctx, r.Message, askName, askType) ? RawVerdict with { State = ValidationState.Bogus } : RawVerdict;
                 if (verdict.Transient) return new Outcome(Kind.Fail, [], Failure: "DNSSEC chain of trust unavailable");
                 // A bogus answer may be one broken server's (or a spoofer's): the zone's other servers
                 // are asked too, up to MaxBogusRetries, before the bogus one is taken (as Unbound does).

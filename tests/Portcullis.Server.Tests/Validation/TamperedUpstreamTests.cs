@@ -311,6 +311,39 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
         Assert.DoesNotContain(cname.Answer, l => l.Contains("www.secure-nsec.test.", StringComparison.Ordinal) && !l.Contains("secure-nsec3", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// The validator's own DNSKEY lookup: a forwarder that corrupts the zone's key set (its RRSIG no
+    /// longer verifies) is set aside for the other forwarder's good one; the zone stays secure.
+    /// </summary>
+    [Fact]
+    public void A_corrupted_key_set_from_one_forwarder_is_set_aside_for_the_others()
+    {
+        var unbound = new SignedHierarchyUnbound(Hierarchy);
+        using var clean = new TamperingProxy(new IPEndPoint(Hierarchy.Address(203), 53), unbound.EndPoint);
+        using var bed = Start(clean, unbound);
+        int forger = 0;
+        Func<DnsMessage, DnsMessage?> Forger(int me) => m =>
+        {
+            if (!Is(m, "secure-nsec3.test.", RecordType.DNSKEY)) return null;
+            Interlocked.CompareExchange(ref forger, me, 0);
+            if (Volatile.Read(ref forger) != me) return null;
+            for (int i = 0; i < m.Answers.Count; i++)
+                if (m.Answers[i].Type == RecordType.RRSIG)
+                {
+                    var data = m.Answers[i].Data.ToArray();
+                    data[^1] ^= 0xFF;
+                    m.Answers[i] = new ResourceRecord(m.Answers[i].Owner, RecordType.RRSIG, RecordClass.IN, m.Answers[i].Ttl, data);
+                }
+            return m;
+        };
+        bed.Proxy.Tamper = Forger(1);
+        clean.Tamper = Forger(2);
+        var r = Ask(bed, "www.secure-nsec3.test.", "A");
+        Assert.True(bed.Proxy.Tampered + clean.Tampered >= 1, "the key set was never corrupted");
+        Assert.Equal("NOERROR", r.Rcode);
+        Assert.True(r.Ad, r.Text);
+    }
+
     [Fact]
     public void A_forged_NSEC_slipped_into_a_negative_answer_does_not_feed_aggressive_negative_answers()
     {
