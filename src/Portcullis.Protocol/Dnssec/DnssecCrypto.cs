@@ -39,7 +39,8 @@ internal static class DnssecCrypto
             foreach (var (_, old) in cache) (old.Handle as IDisposable)?.Dispose();
             cache.Clear();
         }
-        // A hash collision keeps the newer key (the older one is disposed with the next start-over).
+        // A hash collision keeps the newer key; the one it replaces is not in use (calls are synchronous).
+        if (cache.TryGetValue(hash, out var replaced)) (replaced.Handle as IDisposable)?.Dispose();
         cache[hash] = new Imported(algorithm, key.ToArray(), handle);
     }
     /// <summary>RFC 3110 §2 limits RSA moduli to 4096 bits; smaller than 512 is not a key OpenSSL accepts.</summary>

@@ -217,9 +217,10 @@ public sealed partial class IterativeResolver
         if (m.Rcode is not (Rcode.NoError or Rcode.NXDomain)) return Verdict.None;
         if (!forwarded && !m.Header.AuthoritativeAnswer) return Verdict.None with { Skipped = true };
         if (!forwarded && IsReferral(m, @class)) return Verdict.None with { Skipped = true };
-        // RRSIGs are not signed themselves: an RRSIG question's answer cannot be validated (RFC 4035 §5.3);
-        // at or below a negative trust anchor nothing is (RFC 7646 §1.1), whoever signed the answer.
-        if (qtype == RecordType.RRSIG || anchors.IsNegative(qname)) return Judged(new Verdict(ValidationState.Insecure, -1, uint.MaxValue));
+        // RRSIGs are not signed themselves: an RRSIG question's answer cannot be validated (RFC 4035
+        // §5.3). It goes to the client without AD and nothing of it is cached (a forged chain or
+        // NXDOMAIN in it must not stand for the name's other types).
+        if (qtype == RecordType.RRSIG) return Judged(new Verdict(ValidationState.Insecure, -1, uint.MaxValue) { Raw = true });
         var view = ValidationView(m, zone, qname, qtype, @class);
         // The zones whose keys the view needs: the signers its RRSIGs name; for unsigned RRsets, the
         // zone asked (or, behind a forwarder, the zone holding each owner).
@@ -292,6 +293,10 @@ public sealed partial class IterativeResolver
         var v = ResponseValidator.Validate(view, new DnsQuestion(qname, qtype, @class), KeysFor, _time.GetUtcNow(), ref budget, ref nsec3Budget);
         Spent(ctx, budget.Verifications);
         if (ctx.Verifications > MaxVerificationsPerQuestion) return Verdict.None with { Transient = true };
+        // At or below a negative trust anchor nothing is secure (RFC 7646 §1.1): what its zone signs is
+        // already insecure (its keys are not used); a secure verdict from a zone above it (a parent's
+        // NXDOMAIN) is reported insecure too. Bogus parts outside the anchor stay bogus.
+        if (v.Security == DnssecSecurity.Secure && anchors.IsNegative(qname)) v = v with { Security = DnssecSecurity.Insecure };
         var verdict = v.Security switch
         {
             DnssecSecurity.Secure => new Verdict(ValidationState.Secure, -1, v.MaxTtl),
@@ -459,10 +464,10 @@ public sealed partial class IterativeResolver
         Outcome o;
         try
         {
-            o = await ResolveOneAsync(zone, RecordType.DNSKEY, @class, ctx, refresh: false, validate: false).ConfigureAwait(false);
             // A key set cached as bogus is fetched again (perhaps from another server) rather than believed.
-            if (o.Validation == ValidationState.Bogus)
-                o = await ResolveOneAsync(zone, RecordType.DNSKEY, @class, ctx, refresh: true, validate: false).ConfigureAwait(false);
+            bool cachedBogus = Cache.TryGet(zone.Wire, RecordType.DNSKEY, @class, Cache.NowMs, false, out var cached)
+                && cached.Validation == ValidationState.Bogus;
+            o = await ResolveOneAsync(zone, RecordType.DNSKEY, @class, ctx, refresh: cachedBogus, validate: false).ConfigureAwait(false);
         }
         finally { ctx.KeyCheck = outer; }
         if (o.Kind is Kind.Fail or Kind.Lame or Kind.Referral) return (SignerKeys.BogusFor(ExtendedDnsErrorCode.DnskeyMissing), 0, true);
@@ -487,8 +492,9 @@ public sealed partial class IterativeResolver
     }
 
     /// <summary>Whether a response to the chain of trust's own DNSKEY lookup fails the key check it runs under.</summary>
-    private static bool KeysRejected(Context ctx, DnsMessage m, DnsName name, RecordType type) =>
-        ctx.KeyCheck is { } check && type == RecordType.DNSKEY && name == check.Zone && m.Rcode == Rcode.NoError && !check.Accept(m);
+    private static bool KeysRejected(Context ctx, DnsMessage m, DnsName name, RecordType type, bool answer) =>
+        answer && ctx.KeyCheck is { } check && type == RecordType.DNSKEY && name == check.Zone && m.Rcode == Rcode.NoError
+        && m.Answers.Count > 0 && !check.Accept(m);
 
     /// <summary>
     /// The DNSKEY RRset of <paramref name="zone"/> and its RRSIGs, fresh from upstream (RFC 5011

@@ -315,7 +315,7 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 // A forwarder is trusted for what it answers (it resolved it): zone = the root, ranks
                 // of a non-authoritative answer (RFC 2181 §5.4.1). Not for its DNSSEC: we validate.
                 var verdict = validate ? await ValidateAsync(r.Message, DnsName.Root, name, type, @class, forwarded: true, ctx).ConfigureAwait(false)
-                    : KeysRejected(ctx, r.Message, name, type) ? RawVerdict with { State = ValidationState.Bogus } : RawVerdict;
+                    : KeysRejected(ctx, r.Message, name, type, answer: true) ? RawVerdict with { State = ValidationState.Bogus } : RawVerdict;
                 // The chain of trust could not be built now (a server unreachable, a budget spent): not cached, not judged.
                 if (verdict.Transient) return new Outcome(Kind.Fail, [], Failure: "DNSSEC chain of trust unavailable");
                 // A bogus answer from one forwarder: the others are asked before it is believed.
@@ -501,7 +501,7 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                     continue;
                 }
                 var verdict = validate ? await ValidateAsync(r.Message, zone, askName, askType, @class, forwarded: false, ctx).ConfigureAwait(false)
-                    : KeysRejected(ctx, r.Message, askName, askType) ? RawVerdict with { State = ValidationState.Bogus } : RawVerdict;
+                    : KeysRejected(ctx, r.Message, askName, askType, answer: r.Message.Header.AuthoritativeAnswer) ? RawVerdict with { State = ValidationState.Bogus } : RawVerdict;
                 if (verdict.Transient) return new Outcome(Kind.Fail, [], Failure: "DNSSEC chain of trust unavailable");
                 // A bogus answer may be one broken server's (or a spoofer's): the zone's other servers
                 // are asked too, up to MaxBogusRetries, before the bogus one is taken (as Unbound does).
@@ -614,6 +614,9 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
         // The chain of trust's own DNSKEY fetches (and an unjudged skip) store nothing: what they
         // get is judged by the caller, which caches the DNSKEY RRset with its verdict.
         var cache = verdict.Raw || verdict.Skipped ? RecordCache.Discarding : Cache;
+        // A bogus response is remembered (60 s) for the question only: the rest of its chain may be
+        // an attacker's, and must not deny other names that were never asked.
+        RecordCache Step(DnsName owner) => verdict.State == ValidationState.Bogus && owner != qname ? RecordCache.Discarding : cache;
         var rcode = m.Rcode;
         if (rcode is not (Rcode.NoError or Rcode.NXDomain)) return new Outcome(Kind.Lame, [], Failure: rcode.ToString());
         bool aa = m.Header.AuthoritativeAnswer || forwarded;
@@ -629,7 +632,7 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             {
                 if (!aa) break;
                 var sigs = Signatures(m.Answers, final[0]);
-                cache.AddRRset(final, answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
+                Step(current).AddRRset(final, answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
                 chain.AddRange(final);
                 chain.AddRange(sigs);
                 return new Outcome(Kind.Answer, chain) { Validation = verdict.State, Reason = verdict.Reason };
@@ -647,11 +650,13 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
                 var wire = substituted.Wire.ToArray();
                 var synthesised = new ResourceRecord(current, RecordType.CNAME, @class, d.Ttl, wire);
                 var sigs = Signatures(m.Answers, d);
-                cache.AddRRset([d], answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
+                var dnameEntry = Step(current).Put([d], answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
                 // The synthesised CNAME carries no signature of its own: it is cached with the DNAME
-                // it came from, which goes out before it (signed) on every cache hit.
-                cache.TryGet(d.Owner.Wire, RecordType.DNAME, @class, cache.NowMs, false, out var dnameEntry);
-                cache.AddRRset([synthesised], answerRank, verdict.State, null, verdict.Reason, verdict.MaxTtl, dnameEntry);
+                // entry it came from, which goes out before it (signed) on every cache hit. Without
+                // that entry (not stored) it is never answered as secure.
+                Step(current).AddRRset([synthesised], answerRank,
+                    dnameEntry is null && verdict.State == ValidationState.Secure ? ValidationState.Insecure : verdict.State,
+                    null, verdict.Reason, verdict.MaxTtl, dnameEntry);
                 chain.Add(d);
                 chain.AddRange(sigs);
                 chain.Add(synthesised);
@@ -662,7 +667,7 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             if (cname is not null && aa)
             {
                 var sigs = Signatures(m.Answers, cname[0]);
-                cache.AddRRset(cname.GetRange(0, 1), answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
+                Step(current).AddRRset(cname.GetRange(0, 1), answerRank, verdict.State, sigs, verdict.Reason, verdict.MaxTtl);
                 chain.Add(cname[0]);
                 chain.AddRange(sigs);
                 current = DnsName.FromWire(cname[0].Data);

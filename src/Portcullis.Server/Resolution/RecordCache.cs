@@ -35,7 +35,7 @@ public sealed class CacheEntry
         Key = key; Kind = kind; Owner = owner; Type = type; Class = @class; PackedRdata = rdata; Count = count;
         ExpiresMs = expiresMs; Ttl = ttl; Rank = rank; Validation = validation; SoaOwner = soaOwner; SoaRdata = soaRdata;
         Signatures = signatures ?? []; Proof = proof ?? []; Reason = reason;
-        Size = 96 + key.Length + owner.Length + rdata.Length + soaOwner.Length + soaRdata.Length + Signatures.Length + Proof.Length;
+        _size = 96 + key.Length + owner.Length + rdata.Length + soaOwner.Length + soaRdata.Length + Signatures.Length + Proof.Length;
     }
 
     internal byte[] Key { get; }
@@ -70,7 +70,9 @@ public sealed class CacheEntry
     /// <summary>Negative entries: the SOA that came with them (RFC 2308 §5), owner and RDATA.</summary>
     public byte[] SoaOwner { get; }
     public byte[] SoaRdata { get; }
-    internal int Size { get; }
+    private readonly int _size;
+    /// <summary>Approximate bytes, the DNAME entry it keeps alive included.</summary>
+    internal int Size => _size + (Dname?.Size ?? 0);
     /// <summary>CLOCK bit: set by a hit, cleared by the eviction sweep.</summary>
     internal int Referenced;
     /// <summary>1 once a hit near expiry queued this entry for prefetch (so it is queued once).</summary>
@@ -278,9 +280,14 @@ public sealed class RecordCache
     /// RRSIGs covering it; <paramref name="reason"/> the EDE code of a bogus verdict.
     /// </summary>
     public bool AddRRset(IReadOnlyList<ResourceRecord> records, TrustRank rank, ValidationState validation = ValidationState.Unchecked,
+        IReadOnlyList<ResourceRecord>? signatures = null, int reason = -1, uint maxTtl = uint.MaxValue, CacheEntry? dname = null) =>
+        Put(records, rank, validation, signatures, reason, maxTtl, dname) is not null;
+
+    /// <summary>As <see cref="AddRRset"/>; the entry stored, or null when it was not.</summary>
+    public CacheEntry? Put(IReadOnlyList<ResourceRecord> records, TrustRank rank, ValidationState validation = ValidationState.Unchecked,
         IReadOnlyList<ResourceRecord>? signatures = null, int reason = -1, uint maxTtl = uint.MaxValue, CacheEntry? dname = null)
     {
-        if (records.Count == 0) return false;
+        if (records.Count == 0) return null;
         var first = records[0];
         uint ttl = uint.MaxValue;
         foreach (var r in records) ttl = Math.Min(ttl, r.Ttl);
@@ -293,7 +300,7 @@ public sealed class RecordCache
         bool stored = Store(entry);
         // Data for the name exists now: a cached NXDOMAIN for it is out of date.
         if (stored && rank >= TrustRank.NonAuthAnswer) RemoveKey(MakeKey(first.Owner.Wire, NxDomainType, first.Class));
-        return stored;
+        return stored ? entry : null;
     }
 
     /// <summary>

@@ -106,7 +106,7 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
         }
     }
 
-    private Bed Start(TamperingProxy? second = null, SignedHierarchyUnbound? unboundGiven = null)
+    private Bed Start(TamperingProxy? second = null, SignedHierarchyUnbound? unboundGiven = null, Action<ServerConfig>? configure = null)
     {
         var unbound = unboundGiven ?? new SignedHierarchyUnbound(Hierarchy);
         var proxy = new TamperingProxy(new IPEndPoint(Hierarchy.Address(202), 53), unbound.EndPoint);
@@ -114,6 +114,7 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
         config.Recursion.Forwarders = second is null ? [$"{proxy.EndPoint.Address}@53"] : [$"{proxy.EndPoint.Address}@53", $"{second.EndPoint.Address}@53"];
         config.Recursion.TrustAnchorFiles = [Hierarchy.TrustAnchorFile];
         config.Recursion.OutgoingInterface = [Hierarchy.Address(201).ToString()];
+        configure?.Invoke(config);
         IterativeResolver? built = null;
         var server = new DnsServer(config, NullLoggerFactory.Instance, recursion: (o, t, l) => built = new IterativeResolver(o, t, l));
         server.Start();
@@ -342,6 +343,58 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
         Assert.True(bed.Proxy.Tampered + clean.Tampered >= 1, "the key set was never corrupted");
         Assert.Equal("NOERROR", r.Rcode);
         Assert.True(r.Ad, r.Text);
+    }
+
+    /// <summary>
+    /// Third review, finding 1: an RRSIG question cannot be validated, but a forged NXDOMAIN (or a
+    /// CNAME) in its answer must not then stand for the name's other types.
+    /// </summary>
+    [Fact]
+    public void A_forged_answer_to_an_RRSIG_question_does_not_poison_the_name()
+    {
+        using var bed = Start();
+        bed.Proxy.Tamper = m =>
+        {
+            if (!Is(m, "www.secure-nsec.test.", RecordType.RRSIG)) return null;
+            m.Header.Rcode = (byte)Rcode.NXDomain;
+            m.Answers.Clear();
+            m.Authority.Clear();
+            return m;
+        };
+        Ask(bed, "www.secure-nsec.test.", "RRSIG");
+        Assert.True(bed.Proxy.Tampered > 0);
+        bed.Proxy.Tamper = null;
+        var a = Ask(bed, "www.secure-nsec.test.", "A");
+        Assert.Equal("NOERROR", a.Rcode);
+        Assert.True(a.Ad);
+        Assert.Contains("www.secure-nsec.test. A 192.0.2.1", a.Answer);
+    }
+
+    /// <summary>
+    /// Third review, finding 2: a negative trust anchor covers its own zone only; a forged record for
+    /// a name outside it, chained from inside it, is still judged (and refused), not cached as insecure.
+    /// </summary>
+    [Fact]
+    public void A_negative_trust_anchor_does_not_let_a_chain_out_of_it_carry_forged_data()
+    {
+        using var bed = Start(configure: c => c.Recursion.NegativeTrustAnchors = ["secure-nsec3.test"]);
+        bed.Proxy.Tamper = m =>
+        {
+            if (!Is(m, "www.secure-nsec3.test.", RecordType.A)) return null;
+            m.Answers.Clear();
+            m.Answers.Add(new ResourceRecord(DnsName.Parse("www.secure-nsec3.test."), RecordType.CNAME, RecordClass.IN, 300,
+                DnsName.Parse("www.secure-nsec.test.").Wire.ToArray()));
+            m.Answers.Add(A("www.secure-nsec.test.", 66));
+            return m;
+        };
+        var forged = Ask(bed, "www.secure-nsec3.test.", "A");
+        Assert.True(bed.Proxy.Tampered > 0);
+        Assert.DoesNotContain(forged.Answer, l => l.EndsWith("192.0.2.66", StringComparison.Ordinal));
+        bed.Proxy.Tamper = null;
+        var real = Ask(bed, "www.secure-nsec.test.", "A");
+        Assert.Equal("NOERROR", real.Rcode);
+        Assert.True(real.Ad);
+        Assert.Contains("www.secure-nsec.test. A 192.0.2.1", real.Answer);
     }
 
     [Fact]
