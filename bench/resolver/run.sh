@@ -251,7 +251,8 @@ if [ "$SIGNED" = 1 ]; then
         dnssec-keygen -q -a ECDSAP256SHA256 -n ZONE bench. >/dev/null
         dnssec-dsfromkey -2 "$ksk.key" >"$WORK/bench.ds"
     ) 2>"$WORK/sign.log" || { cat "$WORK/sign.log" >&2; exit 1; }
-    dnssec-signzone -S -K "$WORK/keys" -o bench. -s now-3600 -e now+2592000 -f "$WORK/$ZONEFILE" \
+    # -d: the dsset-bench. file goes to the work directory, not wherever the script was started.
+    dnssec-signzone -S -K "$WORK/keys" -d "$WORK" -o bench. -s now-3600 -e now+2592000 -f "$WORK/$ZONEFILE" \
         "$WORK/bench.zone" >>"$WORK/sign.log" 2>&1 || { cat "$WORK/sign.log" >&2; exit 1; }
     log "trust anchor of both resolvers: $(cat "$WORK/bench.ds")"
 fi
