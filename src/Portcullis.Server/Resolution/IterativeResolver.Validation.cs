@@ -46,7 +46,6 @@ public sealed partial class IterativeResolver
     /// <summary>The anchors and the zone states built on them, swapped together (a validation reads them once).</summary>
     private sealed record AnchorState(TrustAnchors Anchors, ConcurrentDictionary<DnsName, Cut> Cuts);
     private volatile AnchorState? _state;
-    private TrustAnchors? _anchors => _state?.Anchors;
     private long _verifications, _secure, _insecure, _bogus;
 
     /// <summary>Signature verifications run (each bounded per response by <see cref="ValidationBudget"/>: KeyTrap shows here).</summary>
@@ -84,7 +83,7 @@ public sealed partial class IterativeResolver
     }
 
     /// <summary>The verdict of a lookup made without validation: judged (or not used) by whoever asked.</summary>
-    private Verdict RawVerdict => _anchors is null ? Verdict.None : Verdict.None with { Raw = true };
+    private Verdict RawVerdict => Anchors is null ? Verdict.None : Verdict.None with { Raw = true };
 
     /// <summary>What is known of a name on the way down: whether it is a zone cut, and if so its keys (or insecurity).</summary>
     private readonly record struct Cut(bool IsCut, SignerKeys Keys, long ExpiresMs);
@@ -531,7 +530,7 @@ public sealed partial class IterativeResolver
     /// </summary>
     private Outcome? FromNsecRanges(DnsName name, RecordType type, RecordClass @class)
     {
-        if (!_options.AggressiveNsec || _anchors is not { } anchors || @class != RecordClass.IN || type is RecordType.ANY) return null;
+        if (!_options.AggressiveNsec || Anchors is not { } anchors || @class != RecordClass.IN || type is RecordType.ANY) return null;
         // Below a negative trust anchor nothing is validated, so nothing is proven either.
         if (anchors.IsNegative(name)) return null;
         if (!NsecRanges.TrySynthesise(name, type, Cache.NowMs, out bool nx, out var soa, out var proof, out uint ttl, out var chainZone)) return null;

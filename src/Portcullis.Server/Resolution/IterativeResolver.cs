@@ -441,14 +441,14 @@ public sealed partial class IterativeResolver : IRecursion, IDisposable
             if (rootNs.Count == 0) continue;
             // Without validation, served as any authoritative answer; with it, first kept for the
             // resolver's own use only (rank Additional) and made visible to clients with its verdict.
-            Cache.AddRRset(rootNs, _anchors is null ? TrustRank.AuthAnswer : TrustRank.Additional);
+            Cache.AddRRset(rootNs, Anchors is null ? TrustRank.AuthAnswer : TrustRank.Additional);
             // Every name is inside the root's bailiwick; keep the addresses of the root servers only.
             foreach (var set in GroupRRsets(r.Message.Additional))
                 if (set[0].Type is RecordType.A or RecordType.AAAA && rootNs.Exists(x => DnsName.FromWire(x.Data) == set[0].Owner))
                     Cache.AddRRset(set, TrustRank.Additional);
             // Validated once cached (the root's keys are fetched through these servers), then kept
             // with its verdict for clients asking ". NS".
-            if (_anchors is not null)
+            if (Anchors is not null)
             {
                 var verdict = await ValidateAsync(r.Message, DnsName.Root, DnsName.Root, RecordType.NS, @class, forwarded: false, ctx).ConfigureAwait(false);
                 if (!verdict.Transient)

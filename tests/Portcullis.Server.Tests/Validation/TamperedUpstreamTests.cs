@@ -127,6 +127,26 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
     private static bool Is(DnsMessage m, string name, RecordType type) =>
         m.Questions.Count == 1 && m.Questions[0].Type == type && m.Questions[0].Name == DnsName.Parse(name);
 
+    /// <summary>
+    /// Two forwarders; whichever first sees a response that <paramref name="match"/>es becomes the
+    /// forger (so the forged answer is the one the resolver gets first) and applies <paramref name="forge"/>
+    /// to every matching response; the other relays faithfully.
+    /// </summary>
+    private static void FirstAskedForges(TamperingProxy first, TamperingProxy second, Func<DnsMessage, bool> match, Action<DnsMessage> forge)
+    {
+        var forger = new TamperingProxy?[1];
+        Func<DnsMessage, DnsMessage?> As(TamperingProxy me) => m =>
+        {
+            if (!match(m)) return null;
+            Interlocked.CompareExchange(ref forger[0], me, null);
+            if (Volatile.Read(ref forger[0]) != me) return null;
+            forge(m);
+            return m;
+        };
+        first.Tamper = As(first);
+        second.Tamper = As(second);
+    }
+
     private static ResourceRecord A(string owner, byte last) => new(DnsName.Parse(owner), RecordType.A, RecordClass.IN, 300, [192, 0, 2, last]);
 
     [Fact]
@@ -215,18 +235,11 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
         var unbound = new SignedHierarchyUnbound(Hierarchy);
         using var clean = new TamperingProxy(new IPEndPoint(Hierarchy.Address(203), 53), unbound.EndPoint);
         using var bed = Start(clean, unbound);
-        int forger = 0;   // 0: not chosen yet; 1: the first proxy; 2: the second
-        Func<DnsMessage, DnsMessage?> Forger(int me) => m =>
+        FirstAskedForges(bed.Proxy, clean, m => m.Questions.Count == 1 && m.Questions[0].Type == RecordType.A && m.Answers.Count > 0, m =>
         {
-            if (m.Questions.Count != 1 || m.Questions[0].Type != RecordType.A || m.Answers.Count == 0) return null;
-            Interlocked.CompareExchange(ref forger, me, 0);
-            if (Volatile.Read(ref forger) != me) return null;
             for (int i = 0; i < m.Answers.Count; i++)
                 if (m.Answers[i].Type == RecordType.A) m.Answers[i] = new ResourceRecord(m.Answers[i].Owner, RecordType.A, RecordClass.IN, 300, [192, 0, 2, 66]);
-            return m;
-        };
-        bed.Proxy.Tamper = Forger(1);
-        clean.Tamper = Forger(2);
+        });
         foreach (var name in new[] { "www.secure-nsec.test.", "n1.wild.test.", "n2.wild.test.", "www.secure-nsec3.test." })
         {
             var r = Ask(bed, name, "A");
@@ -322,12 +335,8 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
         var unbound = new SignedHierarchyUnbound(Hierarchy);
         using var clean = new TamperingProxy(new IPEndPoint(Hierarchy.Address(203), 53), unbound.EndPoint);
         using var bed = Start(clean, unbound);
-        int forger = 0;
-        Func<DnsMessage, DnsMessage?> Forger(int me) => m =>
+        FirstAskedForges(bed.Proxy, clean, m => Is(m, "secure-nsec3.test.", RecordType.DNSKEY), m =>
         {
-            if (!Is(m, "secure-nsec3.test.", RecordType.DNSKEY)) return null;
-            Interlocked.CompareExchange(ref forger, me, 0);
-            if (Volatile.Read(ref forger) != me) return null;
             for (int i = 0; i < m.Answers.Count; i++)
                 if (m.Answers[i].Type == RecordType.RRSIG)
                 {
@@ -335,10 +344,7 @@ public sealed class TamperedUpstreamTests(SignedHierarchyFixture fixture) : ICla
                     data[^1] ^= 0xFF;
                     m.Answers[i] = new ResourceRecord(m.Answers[i].Owner, RecordType.RRSIG, RecordClass.IN, m.Answers[i].Ttl, data);
                 }
-            return m;
-        };
-        bed.Proxy.Tamper = Forger(1);
-        clean.Tamper = Forger(2);
+        });
         var r = Ask(bed, "www.secure-nsec3.test.", "A");
         Assert.True(bed.Proxy.Tampered + clean.Tampered >= 1, "the key set was never corrupted");
         Assert.Equal("NOERROR", r.Rcode);
