@@ -129,13 +129,14 @@ public sealed class TransferStreamTests
     [InlineData("async")]
     public void A_transfer_that_makes_progress_is_not_cut_by_an_idle_timeout_much_shorter_than_it(string engine)
     {
-        // A 1 s idle timeout against some 9 MB of messages read at a steady pace (a pause of 150 ms
+        // A 2 s idle timeout against some 9 MB of messages read at a steady pace (a pause of 300 ms
         // after every 8 messages, the pace of a slow secondary): the transfer lasts several idle
         // timeouts, no gap comes near one, and each message sent restarts it. (Parsing while
-        // reading, as before, made the gaps depend on how busy the machine was.)
-        using var server = new TestServer(c => { AllowLoopback(c); c.Limits.TcpIdleTimeout = "1s"; }, (Big, BigZone.Value));
+        // reading, as before, made the gaps depend on how busy the machine was; with 1 s and 150 ms
+        // a loaded CI machine once stalled the reader past the timeout.)
+        using var server = new TestServer(c => { AllowLoopback(c); c.Limits.TcpIdleTimeout = "2s"; }, (Big, BigZone.Value));
         var endPoint = server.EndPoint;
-        using var listener = engine == "async" ? Listener(server, TcpEngineKind.Async, TimeSpan.FromSeconds(1)) : null;
+        using var listener = engine == "async" ? Listener(server, TcpEngineKind.Async, TimeSpan.FromSeconds(2)) : null;
         if (listener is not null) endPoint = listener.LocalEndPoint;
         using var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = (int)DnsTestClient.Timeout.TotalMilliseconds };
         socket.Connect(endPoint);
@@ -148,9 +149,9 @@ public sealed class TransferStreamTests
             var wire = DnsTestClient.ReceiveMessage(socket) ?? throw new IOException($"connection closed after {wires.Count} messages");
             wires.Add(wire);
             soas += DnsMessage.Parse(wire).Answers.Count(r => r.Type == RecordType.SOA);
-            if (wires.Count % 8 == 0) Thread.Sleep(150);   // the reader's pace, not synchronisation
+            if (wires.Count % 8 == 0) Thread.Sleep(300);   // the reader's pace, not synchronisation
         }
-        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(2), "the transfer must outlast the idle timeout several times to test anything");
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(4), "the transfer must outlast the idle timeout several times to test anything");
         Assert.Equal(400_000 + 7 + 1, wires.Sum(w => DnsMessage.Parse(w).Answers.Count));   // hosts × (A, MX), the 7 fixed records, the closing SOA
         Assert.Equal(1, server.Server.Processor.Transfers.Completed);
     }
